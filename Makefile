@@ -1,0 +1,29 @@
+# codeer: `make demo` and `make test` each work on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test corpus clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first: a bare `torch` requirement would pull CUDA (gigabytes).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	CODEER_HOME=demo-workspace $(BIN)/codeer demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+corpus: install
+	$(BIN)/python data/demo/build.py
+
+clean:
+	rm -rf demo-workspace .pytest_cache

@@ -1,0 +1,107 @@
+"""The exceptions codeer raises. Each names what was wrong, where, and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CodeerError(Exception):
+    """Base class of every error codeer raises on purpose."""
+
+
+class ConfigError(CodeerError, ValueError):
+    """A setting or configuration file is invalid."""
+
+
+class CodebookError(CodeerError, ValueError):
+    """A codebook file is invalid (duplicate id, missing parent, cycle, incomplete mapping)."""
+
+    def __init__(self, path: Path | str, problem: str, code: str | None = None, fix: str = "") -> None:
+        self.path, self.code, self.problem, self.fix = str(path), code, problem, fix
+        where = f"{path}" + (f", code {code!r}" if code else "")
+        super().__init__(f"{where}: {problem}." + (f" {fix}" if fix else ""))
+
+
+class UnknownCodeError(CodeerError, KeyError):
+    """A code id is not in the active codebook version."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+class TranscriptFormatError(CodeerError, ValueError):
+    """A transcript cannot be read or parsed.
+
+    Carries ``path`` and ``line`` (1-based, or None when the whole file is concerned), the
+    problem, what was expected and what to do.
+    """
+
+    reason = "unreadable transcript"
+
+    def __init__(
+        self,
+        path: Path | str,
+        problem: str,
+        *,
+        line: int | None = None,
+        expected: str = "",
+        fix: str = "",
+    ) -> None:
+        self.path, self.line, self.problem, self.expected, self.fix = str(path), line, problem, expected, fix
+        where = f"{path}" + (f", line {line}" if line is not None else "")
+        message = f"{where}: {problem}."
+        if expected:
+            message += f" Expected {expected}."
+        if fix:
+            message += f" {fix}"
+        super().__init__(message)
+
+
+class EmptyTranscriptError(TranscriptFormatError):
+    """The file holds no text at all."""
+
+    reason = "empty file"
+
+
+class UndecodableFileError(TranscriptFormatError):
+    """The file is binary or in an encoding codeer cannot read."""
+
+    reason = "binary or undecodable file"
+
+
+class CorruptDocumentError(TranscriptFormatError):
+    """A .docx or .pdf file cannot be opened."""
+
+    reason = "corrupt document"
+
+
+class NoRespondentTurnsError(TranscriptFormatError):
+    """The transcript has no respondent speech to code."""
+
+    reason = "no respondent turns"
+
+
+class UnknownSpeakerError(TranscriptFormatError):
+    """A turn starts with a speaker label codeer cannot place."""
+
+    reason = "unknown speaker label"
+
+
+class TableFormatError(CodeerError, ValueError):
+    """A table of utterances, annotations or questionnaire answers is invalid."""
+
+
+class AnnotationError(CodeerError, ValueError):
+    """A seed annotation does not match the codebook or the stored transcripts."""
+
+
+class ModelNotFoundError(CodeerError, FileNotFoundError):
+    """No trained model was found where one was asked for."""
+
+
+class ModelCardMismatchError(CodeerError, ValueError):
+    """A model was trained on another codebook version or encoder than the one in use."""
+
+
+class ReviewConflictError(CodeerError, RuntimeError):
+    """Another annotator decided a review item first."""

@@ -1,0 +1,53 @@
+"""The ingest job: read, segment and store a batch of files, one transaction per file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.errors import CodeerError
+from pipeline.records import IngestReport, IngestResult, Speaker
+from pipeline.segment import Segmenter, segment_transcript
+from pipeline.store import Store
+from pipeline.transcripts import SourceMetadata, find_sources, load_transcript, metadata_for, read_metadata
+
+logger = logging.getLogger(__name__)
+
+
+def ingest_paths(
+    paths: list[Path],
+    store: Store,
+    segmenter: Segmenter,
+    *,
+    metadata_file: Path | None = None,
+    speaker_aliases: dict[str, Speaker] | None = None,
+    run_id: int | None = None,
+    show_progress: bool = False,
+) -> IngestReport:
+    """Ingest every transcript and document under ``paths``.
+
+    A file that cannot be read fails alone: its error is recorded in the report and the
+    batch goes on. Each file is stored in its own transaction, so a crash never leaves a
+    half-written transcript behind.
+    """
+    explicit: dict[str, SourceMetadata] | None = read_metadata(metadata_file) if metadata_file else None
+    sidecars: dict[Path, dict[str, SourceMetadata]] = {}
+    results: list[IngestResult] = []
+    sources = find_sources(paths)
+    for path, source in tqdm(sources, desc="ingest", unit="file", disable=not show_progress, leave=False):
+        try:
+            transcript = load_transcript(
+                path, source=source, metadata=metadata_for(path, sidecars, explicit), speaker_aliases=speaker_aliases
+            )
+            utterances = segment_transcript(transcript, segmenter)
+            status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
+        except (CodeerError, OSError) as err:
+            logger.info("failed: %s", err)
+            results.append(IngestResult(str(path), "failed", error=str(err),
+                                        reason=getattr(err, "reason", type(err).__name__)))
+            continue
+        logger.info("%s: %s (%d utterances)", source, status, len(utterances))
+        results.append(IngestResult(str(path), status, transcript.transcript_id, len(utterances)))
+    return IngestReport(tuple(results))

@@ -1,0 +1,158 @@
+"""Typed, frozen records handed from one stage to the next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """Who is speaking or what kind of source a transcript is."""
+
+    BELEIDSMEDEWERKER = "beleidsmedewerker"
+    MANAGER = "manager"
+    REGIO = "regio"
+    DOCUMENT = "document"
+    OTHER = "other"
+
+
+class Speaker(StrEnum):
+    """The side of a turn: only respondent (and document) text is coded."""
+
+    INTERVIEWER = "interviewer"
+    RESPONDENT = "respondent"
+    DOCUMENT = "document"
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One speaker turn (or document paragraph block) with offsets into the normalised text.
+
+    ``start``/``end`` delimit the spoken words only, after the speaker label.
+    """
+
+    index: int
+    speaker: Speaker
+    label: str
+    start: int
+    end: int
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A parsed transcript or document: normalised text (NFC, LF), metadata and turns."""
+
+    source: str
+    path: str
+    content_hash: str
+    text: str
+    municipality: str
+    respondent: str
+    role: Role
+    turns: tuple[Turn, ...]
+    file_format: str = "txt"
+    encoding: str = "utf-8"
+    header: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def transcript_id(self) -> str:
+        """Content-addressed id: the first 16 hex digits of the content hash."""
+        return self.content_hash[:16]
+
+    @property
+    def kind(self) -> str:
+        """``document`` for policy documents, ``interview`` otherwise."""
+        return "document" if self.role == Role.DOCUMENT else "interview"
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One codable unit of respondent (or document) text.
+
+    ``start``/``end`` are code-point offsets into the normalised transcript text, end
+    exclusive; ``question`` is the interviewer turn it answers (context, may be empty).
+    """
+
+    utterance_id: str
+    transcript_id: str
+    turn: int
+    position: int
+    speaker: Speaker
+    start: int
+    end: int
+    text: str
+    municipality: str
+    respondent: str
+    role: Role
+    question: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    """One code on one utterance, with its direction and (for incentives) facet."""
+
+    code: str
+    direction: str = "0"
+    facet: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("+", "-", "0"):
+            raise ValueError(f"direction must be '+', '-' or '0', got {self.direction!r}")
+        if self.facet not in (None, "provision", "practice"):
+            raise ValueError(f"facet must be 'provision', 'practice' or empty, got {self.facet!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A human coding of one utterance, self-contained enough to train from alone."""
+
+    utterance_id: str
+    source_file: str
+    content_hash: str
+    start: int
+    end: int
+    text: str
+    codings: tuple[Coding, ...]
+    annotator: str
+    created_at: str
+    codebook_version: str
+    transcript_id: str = ""
+    municipality: str = ""
+    respondent: str = ""
+    role: str = ""
+    question: str = ""
+    origin: str = "seed"
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The code ids of this annotation, in order."""
+        return tuple(coding.code for coding in self.codings)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one file of an ingest batch."""
+
+    path: str
+    status: str  # new | changed | unchanged | failed
+    transcript_id: str | None = None
+    n_utterances: int = 0
+    error: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """Outcome of a batch: one result per file, in input order."""
+
+    results: tuple[IngestResult, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> tuple[IngestResult, ...]:
+        """Results of the files that could not be ingested."""
+        return tuple(r for r in self.results if r.status == "failed")
+
+    def count(self, status: str) -> int:
+        """Number of files that ended with ``status``."""
+        return sum(1 for r in self.results if r.status == status)

@@ -1,0 +1,326 @@
+"""The database: every SQL statement of codeer lives in this module.
+
+SQLAlchemy 2 Core over SQLite (WAL) by default or any SQLAlchemy URL (PostgreSQL included).
+The schema is created and upgraded by Alembic migrations in ``pipeline/migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from pipeline.records import Annotation, Coding, Role, Speaker, Transcript, Utterance
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def now() -> str:
+    """The current UTC time as an ISO 8601 string (what the store records)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTranscript:
+    """A transcript row without its text."""
+
+    transcript_id: str
+    source: str
+    municipality: str
+    respondent: str
+    role: str
+    kind: str
+    status: str
+    n_utterances: int
+    content_hash: str
+
+
+class Store:
+    """Access to the codeer database. Create with :func:`open_store`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata = sa.MetaData()
+        metadata.reflect(engine, only=("runs", "transcripts", "utterances", "annotations", "predictions", "review_items"))
+        self.tables = metadata.tables
+        self.runs = metadata.tables["runs"]
+        self.transcripts = metadata.tables["transcripts"]
+        self.utterances = metadata.tables["utterances"]
+        self.annotations = metadata.tables["annotations"]
+        self.predictions = metadata.tables["predictions"]
+        self.review_items = metadata.tables["review_items"]
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction: committed on success, rolled back on any error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # runs -----------------------------------------------------------------
+    def begin_run(self, kind: str, settings: dict[str, object], segmenter: str = "") -> int:
+        """Record the start of a run; return its id."""
+        with self.transaction() as connection:
+            result = connection.execute(
+                self.runs.insert().values(kind=kind, status="running", started_at=now(), segmenter=segmenter,
+                                          settings=json.dumps(settings, default=str))
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, object]) -> None:
+        """Record the end of a run and its summary."""
+        with self.transaction() as connection:
+            connection.execute(
+                self.runs.update().where(self.runs.c.id == run_id)
+                .values(status=status, finished_at=now(), summary=json.dumps(summary, default=str))
+            )
+
+    # transcripts ------------------------------------------------------------
+    def save_transcript(
+        self, transcript: Transcript, utterances: Sequence[Utterance], *, run_id: int | None = None, segmenter: str = ""
+    ) -> str:
+        """Store a transcript and its utterances in one transaction.
+
+        Returns ``new``, ``changed`` (a new version of a stored source, which supersedes the
+        old one and keeps the annotations of utterances whose text did not change) or
+        ``unchanged`` (same content already active: nothing is written).
+        """
+        t = self.transcripts
+        with self.transaction() as connection:
+            active = connection.execute(
+                sa.select(t.c.id).where(t.c.source == transcript.source, t.c.status == "active")
+            ).scalar_one_or_none()
+            if active == transcript.transcript_id:
+                return "unchanged"
+            existing = connection.execute(
+                sa.select(t.c.id).where(t.c.id == transcript.transcript_id)
+            ).scalar_one_or_none()
+            if existing is None:
+                connection.execute(t.insert().values(
+                    id=transcript.transcript_id, source=transcript.source, path=transcript.path,
+                    content_hash=transcript.content_hash, file_format=transcript.file_format,
+                    encoding=transcript.encoding, kind=transcript.kind, municipality=transcript.municipality,
+                    respondent=transcript.respondent, role=transcript.role.value,
+                    header=json.dumps(dict(transcript.header), ensure_ascii=False), text=transcript.text,
+                    status="active", segmenter=segmenter, ingested_at=now(), run_id=run_id,
+                ))
+                if utterances:
+                    connection.execute(self.utterances.insert(), [_utterance_row(u) for u in utterances])
+            else:
+                connection.execute(t.update().where(t.c.id == existing).values(
+                    status="active", superseded_by=None, source=transcript.source, path=transcript.path))
+            if active is not None:
+                connection.execute(t.update().where(t.c.id == active).values(
+                    status="superseded", superseded_by=transcript.transcript_id))
+                n_kept = self._carry_annotations(connection, active, transcript.transcript_id)
+                logger.info("%s: new version supersedes %s; %d annotation(s) kept on unchanged utterances",
+                            transcript.source, active, n_kept)
+                return "changed"
+            return "new"
+
+    def _carry_annotations(self, connection: Connection, old_id: str, new_id: str) -> int:
+        u, a = self.utterances, self.annotations
+        new_by_text: dict[str, list[str]] = {}
+        for row in connection.execute(sa.select(u.c.id, u.c.text).where(u.c.transcript_id == new_id).order_by(u.c.position)):
+            new_by_text.setdefault(row.text, []).append(row.id)
+        old_rows = connection.execute(
+            sa.select(a, u.c.text).join(u, u.c.id == a.c.utterance_id).where(u.c.transcript_id == old_id)
+            .order_by(u.c.position)
+        ).mappings().all()
+        old_positions: dict[str, str] = {}
+        used: dict[str, int] = {}
+        n_kept = 0
+        for row in old_rows:
+            candidates = new_by_text.get(row["text"])
+            if not candidates:
+                continue
+            if row["utterance_id"] not in old_positions:
+                index = used.get(row["text"], 0)
+                if index >= len(candidates):
+                    continue
+                old_positions[row["utterance_id"]] = candidates[index]
+                used[row["text"]] = index + 1
+            target = old_positions[row["utterance_id"]]
+            values = {k: row[k] for k in ("code", "direction", "facet", "annotator", "origin", "codebook_version", "created_at")}
+            exists = connection.execute(sa.select(a.c.id).where(
+                a.c.utterance_id == target, a.c.code == values["code"], a.c.annotator == values["annotator"],
+                a.c.origin == values["origin"])).first()
+            if exists is None:
+                connection.execute(a.insert().values(utterance_id=target, **values))
+                n_kept += 1
+        return n_kept
+
+    def list_transcripts(self, include_superseded: bool = False) -> list[StoredTranscript]:
+        """Stored transcripts with their utterance counts, ordered by source."""
+        t, u = self.transcripts, self.utterances
+        query = (
+            sa.select(t.c.id, t.c.source, t.c.municipality, t.c.respondent, t.c.role, t.c.kind, t.c.status,
+                      t.c.content_hash, sa.func.count(u.c.id).label("n"))
+            .select_from(t.outerjoin(u, u.c.transcript_id == t.c.id))
+            .group_by(t.c.id).order_by(t.c.source, t.c.status)
+        )
+        if not include_superseded:
+            query = query.where(t.c.status == "active")
+        with self.engine.connect() as connection:
+            return [StoredTranscript(r.id, r.source, r.municipality, r.respondent, r.role, r.kind, r.status, r.n,
+                                     r.content_hash) for r in connection.execute(query)]
+
+    def transcript_text(self, transcript_id: str) -> tuple[str, str, str]:
+        """``(text, source, content_hash)`` of a stored transcript."""
+        t = self.transcripts
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(t.c.text, t.c.source, t.c.content_hash).where(t.c.id == transcript_id)).one()
+        return row.text, row.source, row.content_hash
+
+    def iter_utterances(
+        self, transcript_id: str | None = None, *, active_only: bool = True, batch_size: int = 5000
+    ) -> Iterator[Utterance]:
+        """Stored utterances in transcript and position order, streamed in batches."""
+        u, t = self.utterances, self.transcripts
+        query = sa.select(u).join(t, t.c.id == u.c.transcript_id).order_by(t.c.source, u.c.position)
+        if transcript_id:
+            query = query.where(u.c.transcript_id.startswith(transcript_id))
+        if active_only:
+            query = query.where(t.c.status == "active")
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=batch_size).execute(query)
+            for row in result.mappings():
+                yield _utterance_from_row(row)
+
+    def utterances_by_id(self, ids: Iterable[str]) -> dict[str, Utterance]:
+        """Look up utterances by id."""
+        u = self.utterances
+        ids = list(ids)
+        found: dict[str, Utterance] = {}
+        with self.engine.connect() as connection:
+            for chunk in range(0, len(ids), 500):
+                for row in connection.execute(sa.select(u).where(u.c.id.in_(ids[chunk:chunk + 500]))).mappings():
+                    found[row["id"]] = _utterance_from_row(row)
+        return found
+
+    def transcript_hashes(self) -> dict[str, str]:
+        """Content hash of every stored transcript version, by transcript id."""
+        t = self.transcripts
+        with self.engine.connect() as connection:
+            return dict(connection.execute(sa.select(t.c.id, t.c.content_hash)).tuples().all())
+
+    # annotations --------------------------------------------------------------
+    def add_annotations(self, annotations: Iterable[Annotation]) -> tuple[int, int]:
+        """Attach human annotations in one transaction; return ``(added, already present)``."""
+        a = self.annotations
+        added = present = 0
+        with self.transaction() as connection:
+            for annotation in annotations:
+                for coding in annotation.codings:
+                    exists = connection.execute(sa.select(a.c.id, a.c.direction, a.c.facet).where(
+                        a.c.utterance_id == annotation.utterance_id, a.c.code == coding.code,
+                        a.c.annotator == annotation.annotator, a.c.origin == annotation.origin)).first()
+                    if exists is not None:
+                        present += 1
+                        if (exists.direction, exists.facet) != (coding.direction, coding.facet):
+                            connection.execute(a.update().where(a.c.id == exists.id).values(
+                                direction=coding.direction, facet=coding.facet, created_at=annotation.created_at))
+                        continue
+                    connection.execute(a.insert().values(
+                        utterance_id=annotation.utterance_id, code=coding.code, direction=coding.direction,
+                        facet=coding.facet, annotator=annotation.annotator, origin=annotation.origin,
+                        codebook_version=annotation.codebook_version, created_at=annotation.created_at))
+                    added += 1
+        return added, present
+
+    def iter_annotated(self, origins: Sequence[str] | None = None) -> Iterator[tuple[Utterance, tuple[Coding, ...], str, str]]:
+        """Annotated active utterances: ``(utterance, codings, annotator, codebook_version)``."""
+        a, u, t = self.annotations, self.utterances, self.transcripts
+        query = (
+            sa.select(u, a.c.code, a.c.direction, a.c.facet, a.c.annotator, a.c.codebook_version)
+            .join(u, u.c.id == a.c.utterance_id).join(t, t.c.id == u.c.transcript_id)
+            .where(t.c.status == "active").order_by(t.c.source, u.c.position, a.c.id)
+        )
+        if origins:
+            query = query.where(a.c.origin.in_(list(origins)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        current: str | None = None
+        codings: list[Coding] = []
+        last = None
+        for row in rows:
+            if row["id"] != current and last is not None:
+                yield _utterance_from_row(last), tuple(codings), last["annotator"], last["codebook_version"]
+                codings = []
+            current, last = row["id"], row
+            codings.append(Coding(row["code"], row["direction"], row["facet"]))
+        if last is not None:
+            yield _utterance_from_row(last), tuple(codings), last["annotator"], last["codebook_version"]
+
+    def count_rows(self, table: str) -> int:
+        """Number of rows in a table (for summaries and tests)."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(self.tables[table])).scalar_one())
+
+
+def _utterance_row(utterance: Utterance) -> dict[str, object]:
+    return {
+        "id": utterance.utterance_id, "transcript_id": utterance.transcript_id, "turn": utterance.turn,
+        "position": utterance.position, "speaker": utterance.speaker.value, "start_offset": utterance.start,
+        "end_offset": utterance.end, "text": utterance.text, "question": utterance.question,
+        "municipality": utterance.municipality, "respondent": utterance.respondent, "role": utterance.role.value,
+    }
+
+
+def _utterance_from_row(row: sa.RowMapping) -> Utterance:
+    return Utterance(
+        utterance_id=row["id"], transcript_id=row["transcript_id"], turn=row["turn"], position=row["position"],
+        speaker=Speaker(row["speaker"]), start=row["start_offset"], end=row["end_offset"], text=row["text"],
+        municipality=row["municipality"], respondent=row["respondent"], role=Role(row["role"]),
+        question=row["question"],
+    )
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest migration (transactional)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_store(url: str) -> Store:
+    """Connect to the database at ``url``, creating or upgrading its schema."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) not in ("", ":memory:"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    upgrade_schema(engine)
+    return Store(engine)
