@@ -231,6 +231,68 @@ def codebook_validate(file: Path) -> None:
                f"({len(book.incentives)} incentives, {len(book.context_codes)} context codes).")
 
 
+@cli.group()
+def annotations() -> None:
+    """Import and count hand-coded seed annotations."""
+
+
+@annotations.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.pass_obj
+@friendly
+def annotations_import(obj: Context, paths: tuple[Path, ...]) -> None:
+    """Attach annotation records (JSONL) to the stored utterances they were made on.
+
+    Each record's transcript hash, offsets and text are checked; records that do not match
+    are listed and the exit status is 1. Importing twice adds nothing.
+
+    Example:
+
+        codeer annotations import annotations/seed
+    """
+    from pipeline.annotations import import_annotations, read_annotations
+    from pipeline.codebook import load_codebook
+
+    records = read_annotations(list(paths), load_codebook(obj.settings.codebook_version))
+    report = import_annotations(records, obj.store)
+    for problem in report.problems:
+        click.echo(f"NOT IMPORTED {problem}", err=True)
+    click.echo(f"{report.n_records} record(s): {report.n_codings_added} coding(s) added, "
+               f"{report.n_codings_present} already present, {len(report.problems)} not imported.")
+    if report.problems:
+        sys.exit(1)
+
+
+@annotations.command("stats")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+@friendly
+def annotations_stats(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
+    """Count annotations per code and direction; flag codes under the minimum.
+
+    Minimum: 40 per incentive, 15 per context code. Default PATH: annotations/seed.
+
+    Example:
+
+        codeer annotations stats --format json
+    """
+    from pipeline.annotations import annotation_stats, read_annotations
+    from pipeline.codebook import load_codebook
+
+    records = read_annotations(list(paths) or [Path("annotations/seed")], load_codebook(obj.settings.codebook_version))
+    table = annotation_stats(records, load_codebook(obj.settings.codebook_version))
+    if fmt == "json":
+        click.echo(json.dumps({row.code: {"+": int(row["+"]), "-": int(row["-"]), "0": int(row["0"]),
+                                          "total": int(row.total)} for _, row in table.iterrows()}, indent=1))
+        return
+    click.echo(f"{'code':30s} {'+':>5s} {'-':>5s} {'0':>5s} {'total':>6s}  minimum")
+    for _, row in table.iterrows():
+        flag = "  BELOW MINIMUM" if row.below_minimum else ""
+        click.echo(f"{row.code:30s} {row['+']:5d} {row['-']:5d} {row['0']:5d} {row.total:6d}  {row.minimum}{flag}")
+    click.echo(f"{len(records)} annotated utterances")
+
+
 def main() -> None:
     """Entry point of the ``codeer`` script."""
     cli(prog_name="codeer")

@@ -184,7 +184,22 @@ def read_pdf(path: Path) -> str:
         raise CorruptDocumentError(
             path, f"the PDF cannot be read ({type(err).__name__})", fix="Export the document again or as .txt.",
         ) from err
-    return "\n\n".join(page.strip() for page in pages)
+    return "\n\n".join(_join_wrapped_lines(page.strip()) for page in pages)
+
+
+def _join_wrapped_lines(page: str) -> str:
+    """Undo the line wrapping of PDF text: a line that fills the width of the page and does not
+    end a sentence continues on the next line (shorter unpunctuated lines are headings)."""
+    lines = page.split("\n")
+    width = max((len(line.rstrip()) for line in lines), default=0)
+    joined: list[str] = []
+    for line in lines:
+        previous = joined[-1].rstrip() if joined else ""
+        if previous and line.strip() and len(previous) >= 0.8 * width and previous[-1] not in ".?!…:;":
+            joined[-1] = previous + " " + line.lstrip()
+        else:
+            joined.append(line)
+    return "\n".join(joined)
 
 
 def read_source_text(path: Path) -> tuple[str, str, str]:
@@ -366,25 +381,29 @@ def _interview_turns(
 
 
 def _document_turns(text: str, spans: list[tuple[int, int]], first_body: int) -> list[Turn]:
+    """Headings (short lines without final punctuation) and paragraphs of a document."""
     turns: list[Turn] = []
     block: list[int] = []
 
-    def flush() -> None:
-        if not block:
-            return
-        start, end = _strip_span(text, spans[block[0]][0], spans[block[-1]][1])
+    def add(first: int, last: int, heading: bool) -> None:
+        start, end = _strip_span(text, spans[first][0], spans[last][1])
         if start < end:
-            body = text[start:end]
-            heading = len(block) == 1 and len(body) < 90 and body[-1] not in ".?!…:;"
             speaker = Speaker.INTERVIEWER if heading else Speaker.DOCUMENT
-            turns.append(Turn(len(turns), speaker, "kop" if heading else "tekst", start, end, block[0] + 1))
+            turns.append(Turn(len(turns), speaker, "kop" if heading else "tekst", start, end, first + 1))
+
+    def flush() -> None:
+        if block:
+            add(block[0], block[-1], heading=False)
         block.clear()
 
     for number in range(first_body, len(spans)):
-        if text[spans[number][0] : spans[number][1]].strip():
-            block.append(number)
-        else:
+        line = text[spans[number][0] : spans[number][1]].strip()
+        if not line:
             flush()
+        elif len(line) < 90 and line[-1] not in ".?!…:;,)»”’" and not block:
+            add(number, number, heading=True)
+        else:
+            block.append(number)
     flush()
     return turns
 
