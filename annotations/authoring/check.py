@@ -1,6 +1,6 @@
 """Check an authoring file of the fictional demo corpus: marker syntax and coverage.
 
-Usage: python data/demo/authoring/check.py data/demo/authoring/BE.txt [...]
+Usage: python annotations/authoring/check.py annotations/authoring/BE.txt [...]
 """
 
 from __future__ import annotations
