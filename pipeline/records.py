@@ -156,3 +156,17 @@ class IngestReport:
     def count(self, status: str) -> int:
         """Number of files that ended with ``status``."""
         return sum(1 for r in self.results if r.status == status)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The model's view of one code on one utterance."""
+
+    utterance_id: str
+    model_id: str
+    code: str
+    probability: float
+    predicted: bool
+    direction: str | None = None
+    direction_p: float | None = None
+    facet: str | None = None

@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.records import Annotation, Coding, Role, Speaker, Transcript, Utterance
+from pipeline.records import Annotation, Coding, Prediction, Role, Speaker, Transcript, Utterance
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +276,42 @@ class Store:
             codings.append(Coding(row["code"], row["direction"], row["facet"]))
         if last is not None:
             yield _utterance_from_row(last), tuple(codings), last["annotator"], last["codebook_version"]
+
+    # predictions ----------------------------------------------------------------
+    def save_predictions(self, predictions: Sequence[Prediction]) -> int:
+        """Insert or replace predictions (one transaction); return how many were written."""
+        p = self.predictions
+        rows = [{"utterance_id": x.utterance_id, "model_id": x.model_id, "code": x.code,
+                 "probability": float(x.probability), "predicted": bool(x.predicted), "direction": x.direction,
+                 "direction_p": None if x.direction_p is None else float(x.direction_p), "facet": x.facet,
+                 "created_at": now()} for x in predictions]
+        if not rows:
+            return 0
+        with self.transaction() as connection:
+            keys = {(r["utterance_id"], r["model_id"]) for r in rows}
+            for utterance_id, model_id in keys:
+                connection.execute(p.delete().where(p.c.utterance_id == utterance_id, p.c.model_id == model_id))
+            for start in range(0, len(rows), 1000):
+                connection.execute(p.insert(), rows[start : start + 1000])
+        return len(rows)
+
+    def predicted_utterance_ids(self, model_id: str) -> set[str]:
+        """Ids of the utterances that already have predictions of ``model_id``."""
+        p = self.predictions
+        with self.engine.connect() as connection:
+            return set(connection.execute(sa.select(p.c.utterance_id).where(p.c.model_id == model_id).distinct()).scalars())
+
+    def iter_predictions(self, model_id: str, *, only_predicted: bool = False) -> Iterator[Prediction]:
+        """Predictions of one model on active transcripts, in utterance order."""
+        p, u, t = self.predictions, self.utterances, self.transcripts
+        query = (sa.select(p).join(u, u.c.id == p.c.utterance_id).join(t, t.c.id == u.c.transcript_id)
+                 .where(p.c.model_id == model_id, t.c.status == "active").order_by(t.c.source, u.c.position, p.c.code))
+        if only_predicted:
+            query = query.where(p.c.predicted.is_(True))
+        with self.engine.connect() as connection:
+            for row in connection.execute(query).mappings():
+                yield Prediction(row["utterance_id"], row["model_id"], row["code"], row["probability"],
+                                 bool(row["predicted"]), row["direction"], row["direction_p"], row["facet"])
 
     def count_rows(self, table: str) -> int:
         """Number of rows in a table (for summaries and tests)."""
