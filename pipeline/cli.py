@@ -293,6 +293,40 @@ def annotations_stats(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
     click.echo(f"{len(records)} annotated utterances")
 
 
+@cli.command("ingest-questionnaire")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--version", "version", default=None, metavar="VERSION",
+              help="Questionnaire version: beleidsmedewerker or manager (default: told from the headers).")
+@click.pass_obj
+@friendly
+def ingest_questionnaire_command(obj: Context, file: Path, version: str | None) -> None:
+    """Validate and store questionnaire answers (a Google Forms export, .csv or .xlsx).
+
+    Every answer is checked against the printed options of annotations/questionnaires.yaml;
+    any unknown option is listed with its row and column, nothing is stored and the exit
+    status is 1. Importing the same file twice changes nothing.
+
+    Example:
+
+        codeer ingest-questionnaire data/demo/questionnaires/managers.csv
+    """
+    from pipeline.questionnaire import ingest_questionnaire, questionnaire_evidence, summarise
+
+    result = ingest_questionnaire(file, obj.store, version)
+    responses = result.responses
+    municipalities = sorted({response.municipality for response in responses.responses})
+    click.echo(f"{file}: {responses.version} questionnaire, {len(responses.responses)} respondent(s) "
+               f"({', '.join(responses.respondents)}) in {len(municipalities)} municipalit"
+               f"{'y' if len(municipalities) == 1 else 'ies'}; {responses.n_answers} answers: "
+               f"{result.n_added} added, {result.n_updated} updated.")
+    if responses.ignored_columns:
+        click.echo(f"ignored {len(responses.ignored_columns)} column(s) that are no question of this version: "
+                   + "; ".join(repr(c[:40]) for c in responses.ignored_columns), err=True)
+    click.echo(f"  {'item':5s} {'incentive':28s} positive/answered")
+    for row in summarise(questionnaire_evidence(responses)).itertuples(index=False):
+        click.echo(f"  {row.item:5s} {row.code:28s} {row.label}")
+
+
 def main() -> None:
     """Entry point of the ``codeer`` script."""
     cli(prog_name="codeer")

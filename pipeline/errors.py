@@ -105,3 +105,22 @@ class ModelCardMismatchError(CodeerError, ValueError):
 
 class ReviewConflictError(CodeerError, RuntimeError):
     """Another annotator decided a review item first."""
+
+
+class QuestionnaireFormatError(TableFormatError):
+    """Questionnaire answers (a Google Forms export) do not match the questionnaire.
+
+    Carries ``path`` and ``problems``: one line per bad cell or column, each naming the row,
+    the column and what was allowed.
+    """
+
+    def __init__(self, path: Path | str, problems: list[str], *, what: str = "", fix: str = "") -> None:
+        self.path, self.problems, self.fix = str(path), list(problems), fix
+        shown = self.problems[:25]
+        more = len(self.problems) - len(shown)
+        message = f"{path}: {what or f'{len(self.problems)} problem(s)'}:\n  " + "\n  ".join(shown)
+        if more:
+            message += f"\n  ... and {more} more"
+        if fix:
+            message += f"\n{fix}"
+        super().__init__(message)
