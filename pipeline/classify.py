@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import type_of_target
@@ -299,7 +300,8 @@ class CodingModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probability per code (columns in ``codes`` order)."""
-        check_is_fitted(self, "classifier_")
+        if not hasattr(self, "classifier_"):
+            raise NotFittedError("This CodingModel is not fitted yet. Call 'fit' or load a trained model.")
         return self.classifier_.predict_proba(X)
 
     def predict_direction(self, X: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:

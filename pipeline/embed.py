@@ -181,6 +181,11 @@ def embed_texts(
     With a cache, only texts without a valid cached vector reach the encoder, and new vectors
     are stored. Duplicate texts are encoded once.
     """
+    if isinstance(encoder, ConcatEncoder):
+        # each part through the cache, so e5+use reuses what e5 and use already embedded
+        parts = [embed_texts(texts, part, cache=cache, batch_size=batch_size, show_progress=show_progress)
+                 for part in encoder.parts]
+        return _normalise(np.hstack([vectors for vectors, _ in parts])), min(hits for _, hits in parts)
     keys = [cache_key(encoder.encoder_id, text) for text in texts]
     vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
     found = cache.get_many(keys, encoder.encoder_id, encoder.dim) if cache is not None else {}

@@ -1,0 +1,308 @@
+"""Training and evaluation jobs: gather annotations, embed, fit, evaluate, save, promote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import evaluate as ev
+from pipeline.annotations import annotation_files, read_annotations
+from pipeline.classify import TrainingSet, featurize, fit_coding_model, training_set
+from pipeline.codebook import Codebook
+from pipeline.embed import load_encoder
+from pipeline.models import library_versions, new_model_id, promote, save_model
+from pipeline.records import Annotation
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEED_DIR = PROJECT_ROOT / "annotations" / "seed"
+HOLDOUT_DIR = PROJECT_ROOT / "annotations" / "holdout"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is trained. Defaults were chosen by grouped CV (reports/evaluation.md)."""
+
+    encoder: str = "default"
+    context_weight: float = 0.5
+    semi_supervised: bool = False
+    C: float = 1.0
+    n_splits: int = 5
+    min_examples: int = 8
+    random_state: int = 0
+
+
+def review_annotations(store, codebook: Codebook) -> list[Annotation]:  # type: ignore[no-untyped-def]
+    """Annotators' corrections stored by the review queue, as annotation records."""
+    records = []
+    for utterance, codings, annotator, version in store.iter_annotated(origins=["review"]):
+        records.append(Annotation(
+            utterance_id=utterance.utterance_id, source_file="(review)", content_hash="", start=utterance.start,
+            end=utterance.end, text=utterance.text, codings=codings, annotator=annotator,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"), codebook_version=version,
+            transcript_id=utterance.transcript_id, municipality=utterance.municipality,
+            respondent=utterance.respondent, role=utterance.role.value, question=utterance.question, origin="review"))
+    return [r for r in records if r.codebook_version == codebook.version]
+
+
+def annotations_sha256(annotations: Sequence[Annotation]) -> str:
+    """A hash of the training annotations (order-independent)."""
+    digest = hashlib.sha256()
+    for line in sorted(f"{a.utterance_id}|{a.origin}|{a.text}|" + ",".join(f"{c.code}{c.direction}{c.facet}" for c in a.codings)
+                       for a in annotations):
+        digest.update(line.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def drop_rare_codes(data: TrainingSet, min_examples: int) -> tuple[TrainingSet, list[str]]:
+    """Leave out codes with fewer than ``min_examples`` positive examples; report them."""
+    counts = data.Y.sum(axis=0)
+    keep = [j for j in range(len(data.codes)) if counts[j] >= min_examples]
+    skipped = [data.codes[j] for j in range(len(data.codes)) if counts[j] < min_examples]
+    new_index = {old: new for new, old in enumerate(keep)}
+    return TrainingSet(
+        texts=data.texts, questions=data.questions, groups=data.groups, codes=[data.codes[j] for j in keep],
+        Y=data.Y[:, keep], coding_rows=[(s, new_index[j], d, f) for s, j, d, f in data.coding_rows if j in new_index],
+    ), skipped
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``codeer train`` reports."""
+
+    model_id: str
+    path: Path
+    metrics: dict[str, Any]
+    skipped_codes: list[str]
+    promoted: bool
+    reason: str
+    n_utterances: int
+    seconds: float
+
+
+def train_model(
+    annotations: Sequence[Annotation],
+    codebook: Codebook,
+    *,
+    models_dir: Path,
+    cache=None,  # type: ignore[no-untyped-def]
+    config: TrainingConfig = TrainingConfig(),
+    unlabelled: Sequence[tuple[str, str]] = (),
+    encoder=None,  # type: ignore[no-untyped-def]
+    force: bool = False,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Train on ``annotations``, measure grouped-CV scores, save the model folder with its
+    card, and promote it if it is not worse than the current model (or ``force``)."""
+    started = time.perf_counter()
+    from pipeline.embed import DEFAULT_ENCODER
+
+    encoder_name = DEFAULT_ENCODER if config.encoder == "default" else config.encoder
+    encoder = encoder or load_encoder(encoder_name)
+    data, skipped = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
+    if skipped:
+        logger.warning("codes left out (fewer than %d examples): %s", config.min_examples, ", ".join(skipped))
+    X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=config.context_weight, cache=cache,
+                        show_progress=show_progress)
+    X_unlabelled = None
+    if config.semi_supervised and unlabelled:
+        X_unlabelled, _, _ = featurize([t for t, _ in unlabelled], [q for _, q in unlabelled], encoder,
+                                       context_weight=config.context_weight, cache=cache)
+
+    def fit(X_part: np.ndarray, part: TrainingSet):  # type: ignore[no-untyped-def]
+        return fit_coding_model(X_part, part, codebook_version=codebook.version, encoder_id=encoder.encoder_id,
+                                context_weight=config.context_weight, X_unlabelled=X_unlabelled, C=config.C,
+                                random_state=config.random_state)
+
+    folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+    metrics = ev.code_scores(data.Y, folds.predicted, data.codes)
+    metrics["direction_accuracy"] = ev.direction_accuracy(folds)
+    model = fit(X, data)
+    sha = annotations_sha256(annotations)
+    model_id = new_model_id(codebook.version, sha)
+    card = {
+        "model_id": model_id, "codebook_version": codebook.version, "encoder": encoder_name,
+        "encoder_id": encoder.encoder_id,
+        "encoder_dim": encoder.dim, "context_weight": config.context_weight, "semi_supervised": config.semi_supervised,
+        "config": asdict(config), "annotations_sha256": sha, "evaluation_key": sha,
+        "n_utterances": len(data.texts), "n_per_code": {c: int(n) for c, n in zip(data.codes, data.Y.sum(axis=0), strict=True)},
+        "skipped_codes": skipped, "thresholds": {c: round(float(t), 3) for c, t in zip(data.codes, model.thresholds, strict=True)},
+        "metrics": metrics, "libraries": library_versions(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": "fictional demo corpus (annotations/seed)" if all(a.origin == "seed" for a in annotations) else "seed + reviewed",
+    }
+    path = save_model(model, models_dir / model_id, card)
+    promoted, reason = promote(models_dir, card, force=force)
+    return TrainResult(model_id, path, metrics, skipped, promoted, reason, len(data.texts), time.perf_counter() - started)
+
+
+def seed_annotations(codebook: Codebook, paths: Sequence[Path] | None = None) -> list[Annotation]:
+    """The seed annotations shipped with the project (or those under ``paths``)."""
+    return read_annotations(list(paths or [SEED_DIR]), codebook)
+
+
+def run_evaluation(
+    annotations: Sequence[Annotation],
+    codebook: Codebook,
+    *,
+    out_dir: Path,
+    cache=None,  # type: ignore[no-untyped-def]
+    encoders: Sequence[str] = ("e5", "use", "e5+use", "minilm"),
+    config: TrainingConfig = TrainingConfig(),
+    holdout: Sequence[Annotation] = (),
+    unlabelled: Sequence[tuple[str, str]] = (),
+    learning_curve: bool = True,
+) -> dict[str, Any]:
+    """Compare encoders, question context and self-training with grouped CV; score the chosen
+    configuration in depth, with baselines and on held-out transcripts; write
+    ``evaluation.md``, ``evaluation.json`` and PNG plots to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data, skipped = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
+    report: dict[str, Any] = {"n_utterances": len(data.texts), "n_transcripts": len(set(data.groups)),
+                              "codes": data.codes, "skipped_codes": skipped, "config": asdict(config),
+                              "encoders": {}, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    loaded = {}
+
+    def cv(encoder, context_weight: float, X_unlabelled=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=context_weight, cache=cache)
+        fit = _fitter(codebook, encoder, context_weight, config, X_unlabelled)
+        folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+        scores = ev.code_scores(data.Y, folds.predicted, data.codes)
+        return {"X": X, "fit": fit, "folds": folds, "scores": scores}
+
+    for name in encoders:
+        started = time.perf_counter()
+        loaded[name] = load_encoder(name)
+        result = cv(loaded[name], config.context_weight)
+        report["encoders"][name] = {"encoder_id": loaded[name].encoder_id, "macro_f1": result["scores"]["macro_f1"],
+                                    "micro_f1": result["scores"]["micro_f1"], "seconds": round(time.perf_counter() - started, 1)}
+    best = max(report["encoders"], key=lambda n: report["encoders"][n]["macro_f1"])
+    chosen = config.encoder if config.encoder != "default" else "e5+use"
+    encoder = loaded.get(chosen) or load_encoder(chosen)
+    report["best_encoder"], report["chosen_encoder"] = best, chosen
+    main = cv(encoder, config.context_weight)
+    no_context = cv(encoder, 0.0)
+    report["question_context"] = {"with": main["scores"]["macro_f1"], "without": no_context["scores"]["macro_f1"]}
+    if unlabelled:
+        X_unlabelled, _, _ = featurize([t for t, _ in unlabelled], [q for _, q in unlabelled], encoder,
+                                       context_weight=config.context_weight, cache=cache)
+        semi = cv(encoder, config.context_weight, X_unlabelled)
+        report["semi_supervised"] = {"without": main["scores"]["macro_f1"], "with": semi["scores"]["macro_f1"],
+                                     "n_unlabelled": len(unlabelled)}
+    folds = main["folds"]
+    report["model"] = main["scores"]
+    report["model"]["krippendorff_alpha"] = ev.krippendorff_alpha(data.Y, folds.predicted)
+    report["model"]["direction_accuracy"] = ev.direction_accuracy(folds)
+    report["calibration"] = ev.calibration(data.Y, folds.proba)
+    ev.plot_reliability(report["calibration"]["reliability"], out_dir / "evaluation-reliability.png",
+                        f"reliability, ECE {report['calibration']['ece']}")
+    report["baselines"] = {"tfidf_logreg": ev.tfidf_baseline(data, n_splits=config.n_splits)}
+    code_vectors, _ = _embed_plain(ev.code_descriptions(codebook, data.codes), encoder, cache)
+    text_vectors, _ = _embed_plain(data.texts, encoder, cache)
+    report["baselines"]["zero_shot"] = ev.zero_shot_baseline(text_vectors, code_vectors, data)
+    if learning_curve:
+        report["learning_curve"] = ev.learning_curve(main["X"], data, main["fit"], n_splits=config.n_splits)
+        ev.plot_learning_curve(report["learning_curve"], out_dir / "evaluation-learning-curve.png")
+    if holdout:
+        test, _ = drop_rare_codes(training_set(holdout, codebook), 0)
+        index = [test.codes.index(code) for code in data.codes]
+        X_test, _, _ = featurize(test.texts, test.questions, encoder, context_weight=config.context_weight, cache=cache)
+        model = main["fit"](main["X"], data)
+        predicted = (model.predict_proba(X_test) >= model.thresholds).astype(int)
+        report["holdout"] = ev.code_scores(test.Y[:, index], predicted, data.codes, min_support=3)
+        report["holdout"]["n_utterances"] = len(test.texts)
+        report["holdout"]["n_transcripts"] = len(set(test.groups))
+    for value in (main, no_context):
+        value.clear()
+    ev.write_json(report, out_dir / "evaluation.json")
+    (out_dir / "evaluation.md").write_text(evaluation_markdown(report), encoding="utf-8")
+    return report
+
+
+def _fitter(codebook: Codebook, encoder, context_weight: float, config: TrainingConfig, X_unlabelled=None):  # type: ignore[no-untyped-def]
+    def fit(X_part: np.ndarray, part: TrainingSet):  # type: ignore[no-untyped-def]
+        return fit_coding_model(X_part, part, codebook_version=codebook.version, encoder_id=encoder.encoder_id,
+                                context_weight=context_weight, X_unlabelled=X_unlabelled, C=config.C,
+                                random_state=config.random_state)
+    return fit
+
+
+def _embed_plain(texts: Sequence[str], encoder, cache):  # type: ignore[no-untyped-def]
+    from pipeline.embed import embed_texts
+
+    return embed_texts(texts, encoder, cache=cache)
+
+
+def evaluation_markdown(report: dict[str, Any]) -> str:
+    """The evaluation report as Markdown."""
+    model = report["model"]
+    lines = [
+        "# Evaluation", "",
+        "Data: the **fictional** demo corpus (annotations/seed). Scores on text written and coded by "
+        "the same process say little about real interviews; the held-out transcripts are the fairest figure here.", "",
+        f"- {report['n_utterances']} annotated utterances in {report['n_transcripts']} transcripts and documents; "
+        f"{report['config']['n_splits']}-fold cross-validation **grouped by transcript** (no utterance of a test "
+        "transcript in training). Thresholds and calibration are tuned inside each training fold only.",
+        f"- codes left out (fewer than {report['config']['min_examples']} examples): {', '.join(report['skipped_codes']) or 'none'}",
+        "", "## Encoders (grouped-CV macro-F1, question context weight "
+        f"{report['config']['context_weight']})", "", "| encoder | id | macro-F1 | micro-F1 | seconds |", "|---|---|---|---|---|",
+    ]
+    for name, row in report["encoders"].items():
+        lines.append(f"| {name} | `{row['encoder_id']}` | {row['macro_f1']} | {row['micro_f1']} | {row['seconds']} |")
+    lines += ["", f"Best by grouped CV: **{report['best_encoder']}**; the default is **{report['chosen_encoder']}**.", "",
+              "## Chosen configuration", "",
+              f"- macro-F1 {model['macro_f1']}, micro-F1 {model['micro_f1']}, Krippendorff's alpha (model vs human) "
+              f"{model['krippendorff_alpha']}, direction accuracy {model['direction_accuracy']}",
+              f"- interviewer question as context: macro-F1 {report['question_context']['with']} with, "
+              f"{report['question_context']['without']} without",
+              f"- expected calibration error {report['calibration']['ece']} (plot: evaluation-reliability.png)"]
+    if "semi_supervised" in report:
+        semi = report["semi_supervised"]
+        lines.append(f"- self-training on {semi['n_unlabelled']} unlabelled utterances: macro-F1 {semi['with']} "
+                     f"with, {semi['without']} without")
+    lines += ["", "## Baselines (same folds)", "", "| method | macro-F1 | micro-F1 |", "|---|---|---|",
+              f"| codeer model | {model['macro_f1']} | {model['micro_f1']} |"]
+    for name, scores in report["baselines"].items():
+        lines.append(f"| {name} | {scores['macro_f1']} | {scores['micro_f1']} |")
+    if "holdout" in report:
+        holdout = report["holdout"]
+        lines += ["", "## Held-out transcripts (never used for training or tuning)", "",
+                  f"Trained on all seed annotations, tested on {holdout['n_utterances']} utterances of "
+                  f"{holdout['n_transcripts']} held-out transcripts and documents: macro-F1 **{holdout['macro_f1']}**, "
+                  f"micro-F1 {holdout['micro_f1']}."]
+    lines += ["", "## Per code (grouped CV)", "", "| code | precision | recall | F1 | kappa | support | held-out F1 |",
+              "|---|---|---|---|---|---|---|"]
+    for code, row in model["per_code"].items():
+        held = report.get("holdout", {}).get("per_code", {}).get(code, {}).get("f1", "")
+        lines.append(f"| `{code}` | {row['precision']} | {row['recall']} | {row['f1']} | {row['kappa']} | {row['support']} | {held} |")
+    if "learning_curve" in report:
+        lines += ["", "## Learning curve (evaluation-learning-curve.png)", "", "| annotated utterances | macro-F1 |", "|---|---|"]
+        lines += [f"| {p['n_utterances']} | {p['macro_f1']} |" for p in report["learning_curve"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def holdout_annotations(codebook: Codebook) -> list[Annotation]:
+    """The held-out annotations shipped with the demo corpus (empty when absent)."""
+    return read_annotations([HOLDOUT_DIR], codebook) if annotation_files([HOLDOUT_DIR]) else []
+
+
+def unlabelled_pool(store) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """``(text, question)`` of stored utterances that carry no annotation."""
+    annotated = {u.utterance_id for u, _, _, _ in store.iter_annotated()}
+    return [(u.text, u.question) for u in store.iter_utterances() if u.utterance_id not in annotated]
+
+
+def report_json(result: TrainResult) -> str:
+    """A short JSON summary of a training run."""
+    return json.dumps({"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"],
+                       "promoted": result.promoted, "reason": result.reason}, indent=1)
