@@ -124,3 +124,15 @@ class QuestionnaireFormatError(TableFormatError):
         if fix:
             message += f"\n{fix}"
         super().__init__(message)
+
+
+class QdaFormatError(CodeerError, ValueError):
+    """A REFI-QDA project (.qdpx) or codebook (.qdc) is corrupt, incomplete or inconsistent."""
+
+
+class QdaMappingError(CodeerError, ValueError):
+    """A mapping from a QDA program's codes to codebook ids is invalid."""
+
+
+class QdaExportError(CodeerError, ValueError):
+    """Stored data cannot be exported to REFI-QDA without moving codings onto other words."""

@@ -59,6 +59,21 @@ if TYPE_CHECKING:
     from pipeline.questionnaire import QuestionnaireResponses
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAnnotation:
+    """One annotation row: one code on one utterance by one annotator."""
+
+    utterance_id: str
+    transcript_id: str
+    code: str
+    direction: str
+    facet: str | None
+    annotator: str
+    origin: str
+    codebook_version: str
+    created_at: str
+
+
 class Store:
     """Access to the codeer database. Create with :func:`open_store`."""
 
@@ -283,6 +298,26 @@ class Store:
             codings.append(Coding(row["code"], row["direction"], row["facet"]))
         if last is not None:
             yield _utterance_from_row(last), tuple(codings), last["annotator"], last["codebook_version"]
+
+    def list_annotations(self, origins: Sequence[str] | None = None) -> list[StoredAnnotation]:
+        """Annotations on the active transcript versions, in source, utterance, annotator and code order."""
+        a, u, t = self.annotations, self.utterances, self.transcripts
+        query = (
+            sa.select(a.c.utterance_id, u.c.transcript_id, a.c.code, a.c.direction, a.c.facet, a.c.annotator,
+                      a.c.origin, a.c.codebook_version, a.c.created_at)
+            .join(u, u.c.id == a.c.utterance_id).join(t, t.c.id == u.c.transcript_id)
+            .where(t.c.status == "active").order_by(t.c.source, u.c.position, a.c.annotator, a.c.code, a.c.id)
+        )
+        if origins:
+            query = query.where(a.c.origin.in_(list(origins)))
+        with self.engine.connect() as connection:
+            return [StoredAnnotation(*row) for row in connection.execute(query).tuples()]
+
+    def prediction_model_ids(self) -> list[str]:
+        """Ids of the models that have predictions stored, sorted."""
+        p = self.predictions
+        with self.engine.connect() as connection:
+            return sorted(connection.execute(sa.select(p.c.model_id).distinct()).scalars())
 
     # predictions ----------------------------------------------------------------
     def save_predictions(self, predictions: Sequence[Prediction]) -> int:

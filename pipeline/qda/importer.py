@@ -1,0 +1,294 @@
+"""Importing a REFI-QDA project: text sources become transcripts, coded selections annotations.
+
+Placement of a selection on utterances: a selection codes every utterance of which it covers
+at least half; a selection that covers no utterance by half codes the one utterance it
+overlaps most (a clause selected inside a long sentence). A selection that overlaps no
+codable utterance (interviewer text, headings) is reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.codebook import Codebook
+from pipeline.errors import TranscriptFormatError
+from pipeline.hashing import text_hash
+from pipeline.qda.archive import MACHINE_USER_PREFIX, QdaProject, QdaSource, _datetime, read_qdpx
+from pipeline.qda.mapping import VARIABLE_NAMES, QdaMapping, _opt, resolve_codes
+from pipeline.records import Annotation, Coding, Role, Speaker, Transcript, Turn, Utterance
+from pipeline.segment import Segmenter, segment_transcript
+from pipeline.store import Store, now
+from pipeline.transcripts import INTERVIEWER_LABELS, RESPONDENT_LABELS, SourceMetadata, parse_transcript
+
+logger = logging.getLogger(__name__)
+
+_CODEER_LINE = re.compile(r"^\[codeer\]\s+(?P<code>[\w-]+)(?P<rest>(?:\s+[\w]+=\S+)*)\s*$", re.MULTILINE)
+_LABEL = re.compile(r"^[ \t]*(?:[\[(]?\d{1,2}:\d{2}(?::\d{2})?[\])]?[ \t]*)?([^\W\d_][\w.'’-]*(?: [\w.'’-]+){0,2})[ \t]*:",
+                    re.MULTILINE)
+_CODE_LIKE = re.compile(r"^(?=(?:.*[A-Z]){2})[A-Za-z]{2,6}$")
+_ROLE_WORDS = (("beleid", Role.BELEIDSMEDEWERKER), ("manager", Role.MANAGER), ("teamleider", Role.MANAGER),
+               ("leidinggevende", Role.MANAGER), ("regio", Role.REGIO), ("document", Role.DOCUMENT))
+
+
+@dataclass(frozen=True)
+class QdaImportReport:
+    """Outcome of :func:`import_qdpx`. Nothing that was left out is left unmentioned."""
+
+    n_sources: int
+    statuses: Mapping[str, int]
+    n_selections: int
+    n_placed: int
+    n_codings_added: int
+    n_codings_present: int
+    unmapped: tuple[str, ...]
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every source, code and selection was used."""
+        return not self.unmapped and not self.problems
+
+
+def place_selection(start: int, end: int, utterances: Sequence[Utterance]) -> list[tuple[Utterance, int]]:
+    """The utterances a selection ``[start, end)`` codes, with the characters it shares with each.
+
+    Every utterance the selection covers at least half of; if there is none, the one
+    utterance it overlaps most; none when it overlaps no utterance at all.
+    """
+    overlaps = [(u, min(end, u.end) - max(start, u.start)) for u in utterances]
+    overlaps = [(u, n) for u, n in overlaps if n > 0]
+    covered = [(u, n) for u, n in overlaps if 2 * n >= u.end - u.start]
+    if covered or not overlaps:
+        return covered
+    return [max(overlaps, key=lambda item: item[1])]
+
+
+def _variable(values: Sequence[tuple[str, str]], field_name: str, mapping: QdaMapping) -> str:
+    wanted = [mapping.variables[field_name]] if field_name in mapping.variables else list(VARIABLE_NAMES[field_name])
+    wanted = [w.casefold() for w in wanted]
+    return next((value for name, value in values if name.casefold() in wanted and value), "")
+
+
+def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping) -> tuple[SourceMetadata, list[str]]:
+    values = list(source.variables)
+    for case in project.cases:
+        if source.guid in case.sources:
+            values.extend(case.variables)
+    notes = []
+    municipality = _variable(values, "municipality", mapping)
+    respondent = _variable(values, "respondent", mapping)
+    if respondent and not _CODE_LIKE.match(respondent):
+        # A name, not a code: never store it.
+        respondent = "X" + hashlib.sha1(respondent.casefold().encode()).hexdigest()[:4].upper()
+        notes.append(f"source {source.name!r}: the respondent variable is not a code; stored as {respondent}.")
+    role_value = _variable(values, "role", mapping).casefold()
+    role = role_value if role_value in {r.value for r in Role} else next(
+        (r.value for word, r in _ROLE_WORDS if word in role_value), "") if role_value else ""
+    if role_value and not role:
+        notes.append(f"source {source.name!r}: role {role_value!r} is not one of "
+                     f"{', '.join(r.value for r in Role)}; the role is inferred instead.")
+    if not municipality:
+        notes.append(f"source {source.name!r}: no municipality variable; stored as 'onbekend'.")
+    return SourceMetadata(municipality, respondent, role), notes
+
+
+def _has_speaker_labels(text: str, aliases: Mapping[str, Speaker]) -> bool:
+    known = INTERVIEWER_LABELS | RESPONDENT_LABELS | {alias.casefold() for alias in aliases}
+    return sum(1 for match in _LABEL.finditer(text) if match.group(1).strip().casefold() in known) >= 2
+
+
+def _is_document(text: str, role: str) -> bool:
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    return role == Role.DOCUMENT.value or first.partition(":")[0].strip().casefold() in ("titel", "soort")
+
+
+def transcript_from_source(source: QdaSource, source_key: str, archive: str, metadata: SourceMetadata,
+                           speaker_aliases: Mapping[str, Speaker] | None = None) -> Transcript:
+    """A :class:`Transcript` of a QDA text source.
+
+    Text with speaker labels (``Onderzoeker:``/``Respondent:`` ...) and policy documents are
+    parsed as :func:`pipeline.transcripts.parse_transcript` parses files, so a codeer export
+    comes back with the same turns; any other text becomes one respondent (or, for role
+    ``document``, document) turn per non-empty line.
+
+    Raises
+    ------
+    TranscriptFormatError
+        When labelled text cannot be parsed (for instance an unknown speaker label).
+    """
+    path = f"{archive}:{source_key}"
+    aliases = dict(speaker_aliases or {})
+    if _has_speaker_labels(source.text, aliases) or _is_document(source.text, metadata.role):
+        return parse_transcript(source.text, path, source=source_key, metadata=metadata, speaker_aliases=aliases)
+    role = Role(metadata.role) if metadata.role else Role.OTHER
+    speaker = Speaker.DOCUMENT if role == Role.DOCUMENT else Speaker.RESPONDENT
+    turns, position = [], 0
+    for number, line in enumerate(source.text.split("\n")):
+        stripped = line.strip()
+        if stripped:
+            start = position + line.index(stripped[0])
+            turns.append(Turn(len(turns), speaker, "alinea", start, start + len(stripped), number + 1))
+        position += len(line) + 1
+    if not turns:
+        raise TranscriptFormatError(path, "the source holds no text")
+    respondent = metadata.respondent or "X" + hashlib.sha1(source_key.casefold().encode()).hexdigest()[:4].upper()
+    return Transcript(source=source_key, path=path, content_hash=text_hash(source.text), text=source.text,
+                      municipality=metadata.municipality or "onbekend", respondent=respondent, role=role,
+                      turns=tuple(turns))
+
+
+def _description_codings(description: str) -> dict[str, dict[str, str]]:
+    return {m.group("code"): dict(re.findall(r"(\w+)=(\S+)", m.group("rest")))
+            for m in _CODEER_LINE.finditer(description)}
+
+
+def import_qdpx(
+    path: Path | str,
+    store: Store,
+    segmenter: Segmenter,
+    codebook: Codebook,
+    mapping: QdaMapping | None = None,
+    *,
+    run_id: int | None = None,
+) -> QdaImportReport:
+    """Import a REFI-QDA project: its text sources as transcripts, its codings as annotations.
+
+    Sources are segmented as usual and stored (one transaction each, like ``codeer ingest``);
+    selections become annotations (origin ``import``, annotator = the REFI user) on the
+    utterances they cover (see :func:`place_selection`), in one transaction at the end.
+    Codings by codeer's model users (``codeer model ...``) are not human codings and are
+    skipped. Importing the same archive twice adds nothing.
+
+    Parameters
+    ----------
+    path
+        The ``.qdpx`` archive.
+    store, segmenter, codebook
+        Where to store, how to segment, and the codebook the mapping targets.
+    mapping
+        From :func:`load_qda_mapping`; without one, only codes exported by codeer are recognised.
+
+    Returns
+    -------
+    QdaImportReport
+        Counts, and every code that could not be mapped and every selection or source that
+        could not be placed or read, with the reason.
+
+    Raises
+    ------
+    QdaFormatError
+        When the archive itself is corrupt or inconsistent (nothing is stored then).
+    """
+    project = read_qdpx(path)
+    mapping = mapping or QdaMapping()
+    targets, unused = resolve_codes(project.codes, mapping, codebook)
+    codes_by_guid = {code.guid: code for code in project.codes}
+    problems = list(project.skipped)
+    notes = [f"mapping key {key!r} matches no code in the archive." for key in unused]
+    statuses: Counter[str] = Counter()
+    unmapped: Counter[str] = Counter()
+    # (utterance id, annotator) -> code -> (overlap, coding, created_at)
+    chosen: dict[tuple[str, str], dict[str, tuple[int, Coding, str]]] = defaultdict(dict)
+    context: dict[str, tuple[Utterance, Transcript]] = {}
+    n_selections = n_placed = n_machine = n_ignored = 0
+    key_counts = Counter(source.name for source in project.sources)
+    for source in project.sources:
+        key = source.name if key_counts[source.name] == 1 else f"{source.name} [{source.guid[:8]}]"
+        notes.extend(source.notes)
+        n_selections += len(source.selections)
+        if source.n_source_codings:
+            problems.append(f"source {key!r}: {source.n_source_codings} coding(s) of the whole source (no selection) "
+                            "are left out; codeer codes utterances.")
+        if not source.text.strip():
+            problems.append(f"source {key!r}: empty text; left out with its {len(source.selections)} selection(s).")
+            continue
+        metadata, metadata_notes = _source_metadata(source, project, mapping)
+        notes.extend(metadata_notes)
+        try:
+            transcript = transcript_from_source(source, key, Path(project.path).name, metadata, mapping.speakers)
+        except TranscriptFormatError as err:
+            statuses["failed"] += 1
+            problems.append(f"source {key!r}: {err} Its {len(source.selections)} selection(s) are not placed.")
+            continue
+        status = store.save_transcript(transcript, segment_transcript(transcript, segmenter), run_id=run_id,
+                                       segmenter=segmenter.name)
+        statuses[status] += 1
+        utterances = list(store.iter_utterances(transcript.transcript_id))
+        for selection in source.selections:
+            lines = _description_codings(selection.description)
+            codings: list[tuple[str, Coding, str]] = []
+            for qda_coding in selection.codings:
+                user = qda_coding.user or selection.user or source.user
+                annotator = project.users.get(user, "") if user else ""
+                if annotator.startswith(MACHINE_USER_PREFIX):
+                    n_machine += 1
+                    continue
+                if qda_coding.code not in targets:
+                    unmapped[qda_coding.code] += 1
+                    continue
+                target = targets[qda_coding.code]
+                if target is None:
+                    n_ignored += 1
+                    continue
+                line = lines.get(target.code, {})
+                direction = target.direction or line.get("direction", "0")
+                facet = target.facet or _opt(line.get("facet"))
+                try:
+                    coding = Coding(target.code, direction, facet)
+                except ValueError as err:
+                    problems.append(f"source {key!r}, selection {selection.guid}: {err}; coding left out.")
+                    continue
+                created = _datetime(qda_coding.created_at or selection.created_at) or now()
+                codings.append((annotator or "qda-import", coding, created))
+            if not codings:
+                continue
+            label = f"source {key!r}, selection {selection.guid} [{selection.start}:{selection.end}] " \
+                    f"({', '.join(sorted({c.code for _, c, _ in codings}))})"
+            if selection.verified is False:
+                problems.append(f"{label}: the text at its offsets does not match its name (the source's other "
+                                "selections do), so the offsets are off; not imported.")
+                continue
+            placed = place_selection(selection.start, selection.end, utterances)
+            if not placed:
+                problems.append(f"{label}: lies outside every codable utterance (interviewer text or a heading); "
+                                "not imported.")
+                continue
+            n_placed += 1
+            for utterance, overlap in placed:
+                context[utterance.utterance_id] = (utterance, transcript)
+                for annotator, coding, created in codings:
+                    held = chosen[(utterance.utterance_id, annotator)].get(coding.code)
+                    if held is not None and (held[1].direction, held[1].facet) != (coding.direction, coding.facet):
+                        problems.append(f"{label}: {annotator!r} coded {coding.code!r} on utterance "
+                                        f"{utterance.utterance_id} twice with different directions; "
+                                        "the selection covering more of it wins.")
+                    if held is None or overlap > held[0]:
+                        chosen[(utterance.utterance_id, annotator)][coding.code] = (overlap, coding, created)
+    annotations = []
+    for (utterance_id, annotator), by_code in chosen.items():
+        utterance, transcript = context[utterance_id]
+        annotations.append(Annotation(
+            utterance_id=utterance_id, source_file=transcript.source, content_hash=transcript.content_hash,
+            start=utterance.start, end=utterance.end, text=utterance.text,
+            codings=tuple(coding for _, coding, _ in by_code.values()), annotator=annotator,
+            created_at=min(created for _, _, created in by_code.values()), codebook_version=codebook.version,
+            transcript_id=transcript.transcript_id, municipality=utterance.municipality,
+            respondent=utterance.respondent, role=utterance.role.value, question=utterance.question, origin="import"))
+    added, present = store.add_annotations(annotations)
+    if n_machine:
+        notes.append(f"{n_machine} coding(s) by codeer models were skipped: they are predictions, not human codings.")
+    if n_ignored:
+        notes.append(f"{n_ignored} coding(s) on codes mapped to null were ignored, as the mapping says.")
+    unmapped_lines = tuple(
+        f"code {codes_by_guid[guid].full_name!r} ({guid}): {n} coding(s) not imported, the code is not mapped. "
+        "Map it in the mapping file, or set it to null to ignore it." for guid, n in sorted(unmapped.items()))
+    logger.info("%s: %d source(s), %d coding(s) added", path, len(project.sources), added)
+    return QdaImportReport(len(project.sources), dict(statuses), n_selections, n_placed, added, present,
+                           unmapped_lines, tuple(problems), tuple(notes))
