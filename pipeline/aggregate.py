@@ -848,8 +848,8 @@ def write_ratings(ratings: Sequence[Rating], out_dir: Path | str) -> tuple[Path,
     rows = [rating_row(r) for r in ratings]
     json_path, csv_path = out_dir / "ratings.json", out_dir / "ratings.csv"
     json_path.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    flat = [{**row, "evidence": ";".join(row["evidence"]), "respondents": "; ".join(row["respondents"]),  # type: ignore[arg-type]
-             "caveats": ";".join(row["caveats"])} for row in rows]  # type: ignore[arg-type]
+    flat = [{**row, "evidence": ";".join(r.evidence), "respondents": "; ".join(r.respondents),
+             "caveats": ";".join(r.caveats)} for row, r in zip(rows, ratings, strict=True)]
     pd.DataFrame(flat, columns=list(rows[0]) if rows else None).to_csv(csv_path, index=False, encoding="utf-8")
     return json_path, csv_path
 

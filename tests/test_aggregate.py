@@ -307,7 +307,8 @@ def _rules_data() -> dict:
 
 @pytest.mark.parametrize(("change", "key", "message"), [
     (lambda d: d["thresholds"].update(voldoende=-0.5), "thresholds", "must lie below voldoende"),
-    (lambda d: d["thresholds"].update(voldoende="hoog"), "thresholds.voldoende", "invalid value 'hoog'. Expected a valid number"),
+    (lambda d: d["thresholds"].update(voldoende="hoog"), "thresholds.voldoende",
+     "invalid value 'hoog'. Expected a valid number"),
     (lambda d: d["evidence"]["facet_weights"].update(provision=0.9, practice=0.4), "evidence.facet_weights",
      "practice outweighs provision"),
     (lambda d: d["thresholds"].update(min_utterance=3), "thresholds.min_utterance", "unknown key"),
@@ -315,7 +316,8 @@ def _rules_data() -> dict:
     (lambda d: d["evidence"]["source_weights"].update(document=-1), "evidence.source_weights.document",
      "Expected greater than or equal to 0"),
 ])
-def test_rating_rules_validation_errors_name_file_key_and_fix(change, key: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_rating_rules_validation_errors_name_file_key_and_fix(  # type: ignore[no-untyped-def]
+        change, key: str, message: str) -> None:
     data = _rules_data()
     change(data)
     with pytest.raises(RatingRulesError, match=message) as raised:
