@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from pipeline.codebook import Codebook
-from pipeline.errors import TableFormatError, UnknownCodeError
+from pipeline.errors import ConfigError, TableFormatError, UnknownCodeError
 from pipeline.rating_rules import ROLES, RatingRules
 from pipeline.records import Annotation
 
@@ -870,11 +870,24 @@ def agreement_with_answer_key(ratings: Sequence[Rating], intended_picture_path: 
     -------
     tuple
         ``(share, misses)`` with ``misses`` as (municipality, code, expected, got) tuples.
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or is not an answer key.
     """
-    key = yaml.safe_load(Path(intended_picture_path).read_text(encoding="utf-8"))
+    path = Path(intended_picture_path)
+    try:
+        key = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the answer key ({type(err).__name__}). Pass a YAML file like "
+                          "data/demo/intended_picture.yaml.") from err
+    if not isinstance(key, dict) or not isinstance(key.get("municipalities"), dict):
+        raise ConfigError(f"{path}: not an answer key; expected 'municipalities:' with per municipality "
+                          "'incentives:' code: verdict. See data/demo/intended_picture.yaml.")
     got = {(r.municipality, r.code): r.rating for r in ratings}
     n_cells, misses = 0, []
-    for municipality, entry in sorted((key.get("municipalities") or {}).items()):
+    for municipality, entry in sorted(key["municipalities"].items()):
         for code, expected in (entry.get("incentives") or {}).items():
             if expected == "niet_besproken":
                 continue

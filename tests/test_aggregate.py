@@ -23,7 +23,7 @@ from pipeline.aggregate import (
 )
 from pipeline.annotations import read_annotations
 from pipeline.codebook import load_codebook
-from pipeline.errors import RatingRulesError, TableFormatError, UnknownCodeError
+from pipeline.errors import ConfigError, RatingRulesError, TableFormatError, UnknownCodeError
 from pipeline.rating_rules import RULES_PATH, load_rating_rules, parse_rating_rules
 
 BOOK = load_codebook("garvin2008")
@@ -415,6 +415,8 @@ def test_aggregate_agreement_with_answer_key(tmp_path: Path) -> None:
     share, misses = agreement_with_answer_key(ratings, key)
     assert share == pytest.approx(2 / 3)
     assert misses == [("Eschveld", TRAINING, "onvoldoende", "onvoldoende_bewijs")]
+    with pytest.raises(ConfigError, match="geen.yaml: cannot read the answer key"):
+        agreement_with_answer_key(ratings, tmp_path / "geen.yaml")
 
 
 def test_aggregate_human_codings_reproduce_the_demo_answer_key() -> None:
