@@ -136,3 +136,14 @@ class QdaMappingError(CodeerError, ValueError):
 
 class QdaExportError(CodeerError, ValueError):
     """Stored data cannot be exported to REFI-QDA without moving codings onto other words."""
+class RatingRulesError(ConfigError):
+    """The rating rules file is invalid: names the file, the key, what was expected and the fix."""
+
+    def __init__(self, path: Path | str, key: str, problem: str, *, expected: str = "", fix: str = "") -> None:
+        self.path, self.key, self.problem, self.expected, self.fix = str(path), key, problem, expected, fix
+        message = f"{path}, key {key!r}: {problem}." if key else f"{path}: {problem}."
+        if expected:
+            message += f" Expected {expected}."
+        if fix:
+            message += f" {fix}"
+        super().__init__(message)
