@@ -362,6 +362,9 @@ def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, 
     from pipeline.web import serve
 
     click.echo(f"review page on {'https' if ssl_certfile else 'http'}://{host}:{port}/ (Ctrl+C stops)")
+    if host not in ("127.0.0.1", "localhost", "::1") and not ssl_certfile:
+        click.echo("Note: off the loopback address the session cookie is Secure; browsers only keep it over "
+                   "HTTPS. Pass --ssl-certfile/--ssl-keyfile or put a TLS proxy in front.", err=True)
     serve(obj.store, load_codebook(obj.settings.codebook_version), home=obj.settings.home, host=host, port=port,
           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
 

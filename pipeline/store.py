@@ -19,11 +19,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.records import Annotation, Coding, Prediction, Role, Speaker, Transcript, Utterance
 
-# review queue (issue 6)
-from functools import cached_property  # noqa: E402
+# review queue (issue 6), kept apart so that merging stays additive
+from functools import cached_property
 
-from pipeline.errors import ReviewConflictError, ReviewItemNotFoundError, UserExistsError  # noqa: E402
-from pipeline.records import ReviewDecision, ReviewItem, ReviewStatus, User, UserRole  # noqa: E402
+from pipeline.errors import ReviewConflictError, ReviewItemNotFoundError, UserExistsError
+from pipeline.records import ReviewDecision, ReviewItem, ReviewStatus, User, UserRole
 
 logger = logging.getLogger(__name__)
 

@@ -315,6 +315,6 @@ def serve(store: Store, codebook: Codebook, *, home: Path, host: str = "127.0.0.
     import uvicorn
 
     app = create_app(store, codebook, secret_key=load_secret_key(home), secure_cookies=host not in LOCAL_HOSTS)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False,
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 CSRF_FIELD = "csrf_token"
+MAX_KEYS = 10_000
 
 
 def new_csrf_token() -> str:
@@ -55,6 +56,9 @@ class LoginLimiter:
     def failed(self, *keys: str) -> None:
         """Record one failed attempt for each key."""
         moment = self.clock()
+        if len(self._failures) > MAX_KEYS:  # many names sprayed: forget those outside the window
+            for stale in list(self._failures):
+                self._recent(stale)
         for key in keys:
             self._failures.setdefault(key, []).append(moment)
 
