@@ -147,3 +147,17 @@ class RatingRulesError(ConfigError):
         if fix:
             message += f" {fix}"
         super().__init__(message)
+class ReviewItemNotFoundError(CodeerError, LookupError):
+    """A review item id that is not in the queue."""
+
+
+class UserExistsError(CodeerError, ValueError):
+    """A user name that is already taken."""
+
+
+class AuthenticationError(CodeerError, PermissionError):
+    """Wrong user name or password, or an inactive user."""
+
+
+class ReviewInputError(CodeerError, ValueError):
+    """Predictions or codings handed to the review queue are not what it expects."""

@@ -170,3 +170,77 @@ class Prediction:
     direction: str | None = None
     direction_p: float | None = None
     facet: str | None = None
+
+
+# review queue and annotators (issue 6) ----------------------------------------------
+
+
+class ReviewStatus(StrEnum):
+    """Where a review item stands. Claimed items whose claim expired count as pending."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    ACCEPTED = "accepted"
+    CORRECTED = "corrected"
+    SKIPPED = "skipped"
+    RETIRED = "retired"
+
+
+class UserRole(StrEnum):
+    """What a person may do: annotators see the queue, admins also users and audit."""
+
+    ANNOTATOR = "annotator"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """One utterance, as one model coded it, waiting for (or past) a human decision.
+
+    ``version`` grows with every change; a decision names the version it was made on, so
+    two annotators can never silently overwrite each other.
+    """
+
+    item_id: str
+    utterance_id: str
+    model_id: str
+    status: ReviewStatus
+    priority: float
+    reasons: tuple[str, ...]
+    uncertainty: float
+    impact: float
+    version: int
+    created_at: str
+    claimed_by: str | None = None
+    claimed_until: str | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """One row of the audit trail: who did what to which item, and when."""
+
+    decision_id: int
+    item_id: str
+    utterance_id: str
+    action: str  # accept | correct | skip | undo | retire
+    user: str
+    at: str
+    codings: tuple[Coding, ...]
+    status_before: str
+    status_after: str
+    version_after: int
+    undone: bool = False
+    note: str = ""
+    codebook_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who may log in to the review page (the hash never leaves the store)."""
+
+    name: str
+    role: UserRole
+    created_at: str
+    active: bool = True

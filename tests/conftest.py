@@ -87,3 +87,46 @@ def interview_file(tmp_path: Path) -> Path:
     path = tmp_path / "BQ.txt"
     path.write_text(INTERVIEW, encoding="utf-8")
     return path
+
+
+# review queue (issue 6) ---------------------------------------------------------------------
+REVIEW_INTERVIEW = """Naam respondent: BQ
+Functie: beleidsmedewerker Wmo
+Werkend bij: gemeente Testerveen
+Tijd interview: 7 april 2026, 10.00 uur
+Tijdsduur interview: 45 minuten
+
+Onderzoeker: Hoe ervaart u de werkdruk?
+
+Respondent: De werkdruk is heel erg hoog hier bij ons. We hebben eigenlijk nooit tijd om samen te evalueren. De werkdruk is heel erg hoog hier bij ons, echt. Er is wel budget voor cursussen. Maar bijna niemand gaat op cursus.
+
+Onderzoeker: En nieuwe ideeën?
+
+Respondent: Nieuwe ideeën worden bij ons gewaardeerd. We mogen experimenteren met kleine pilots. Mijn leidinggevende vraagt vaak hoe het werk gaat. Koffie drinken we om tien uur.
+"""
+
+
+@pytest.fixture()
+def review_interview_file(tmp_path: Path) -> Path:
+    """A fictional interview whose respondent sentences become nine utterances (two near-duplicates)."""
+    path = tmp_path / "BQ-review.txt"
+    path.write_text(REVIEW_INTERVIEW, encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def review_store(any_store: Store, segmenter: Segmenter, review_interview_file: Path) -> Store:
+    """A store (SQLite, and PostgreSQL where configured) with the review interview ingested."""
+    from pipeline.ingest import ingest_paths
+
+    assert not ingest_paths([review_interview_file], any_store, segmenter).failed
+    return any_store
+
+
+@pytest.fixture()
+def sqlite_review_store(fresh_store: Store, segmenter: Segmenter, review_interview_file: Path) -> Store:
+    """A SQLite store with the review interview ingested."""
+    from pipeline.ingest import ingest_paths
+
+    assert not ingest_paths([review_interview_file], fresh_store, segmenter).failed
+    return fresh_store
