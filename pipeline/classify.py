@@ -210,11 +210,16 @@ def _best_threshold(proba: np.ndarray, column: np.ndarray) -> float:
     return best
 
 
-def make_features(text_vectors: np.ndarray, question_vectors: np.ndarray | None, context_weight: float) -> np.ndarray:
-    """Utterance embedding, optionally followed by the weighted embedding of its question."""
+def make_features(text_vectors: np.ndarray, question_vectors: np.ndarray | None, context_weight: float,
+                  questions: Sequence[str] | None = None) -> np.ndarray:
+    """Utterance embedding, optionally followed by the weighted embedding of its question
+    (zeros where there is no question, e.g. text coded outside an interview)."""
     if not context_weight or question_vectors is None:
         return text_vectors
-    return np.hstack([text_vectors, context_weight * question_vectors]).astype(np.float32)
+    question_part = context_weight * question_vectors
+    if questions is not None:
+        question_part[np.array([not q.strip() for q in questions], dtype=bool)] = 0.0
+    return np.hstack([text_vectors, question_part]).astype(np.float32)
 
 
 @dataclass
@@ -284,12 +289,22 @@ class CodingModel:
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, data: TrainingSet) -> CodingModel:
-        """Fit all heads on features ``X`` (rows of ``data``)."""
+        """Fit all heads on features ``X`` (rows of ``data``).
+
+        With question context, a second code classifier sees the utterance alone: it codes
+        rows that come without a question (text outside an interview). Direction and facet
+        are read from the utterance's own words.
+        """
+        self.text_dim_ = X.shape[1] // 2 if self.context_weight else X.shape[1]
         self.classifier_ = CodeClassifier(C=self.C, random_state=self.random_state).fit(X, data.Y, groups=data.groups)
+        self.text_classifier_ = None
+        if self.context_weight:
+            self.text_classifier_ = CodeClassifier(C=self.C, random_state=self.random_state).fit(
+                X[:, : self.text_dim_], data.Y, groups=data.groups)
         self.skipped_codes_ = [self.codes[j] for j in self.classifier_.skipped_]
         pairs = [(s, j) for s, j, _, _ in data.coding_rows]
         directions = np.array([d for _, _, d, _ in data.coding_rows])
-        features = coding_features(X, pairs, len(self.codes))
+        features = coding_features(X[:, : self.text_dim_], pairs, len(self.codes))
         self.direction_ = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000).fit(features, directions)
         facet_rows = [(i, f) for i, (_, _, _, f) in enumerate(data.coding_rows) if f]
         self.facet_ = None
@@ -298,27 +313,45 @@ class CodingModel:
                 features[[i for i, _ in facet_rows]], np.array([f for _, f in facet_rows]))
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probability per code (columns in ``codes`` order)."""
+    def _without_question(self, X: np.ndarray) -> np.ndarray:
+        if self.text_classifier_ is None:
+            return np.zeros(len(X), dtype=bool)
+        return ~np.any(X[:, self.text_dim_ :], axis=1)
+
+    def decide(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, decisions)``: one column per code, each row decided by the
+        classifier that fits it (with or without the interviewer's question)."""
         if not hasattr(self, "classifier_"):
             raise NotFittedError("This CodingModel is not fitted yet. Call 'fit' or load a trained model.")
-        return self.classifier_.predict_proba(X)
+        proba = np.zeros((len(X), len(self.codes)))
+        thresholds = np.tile(self.classifier_.thresholds_, (len(X), 1))
+        alone = self._without_question(X)
+        if (~alone).any():
+            proba[~alone] = self.classifier_.predict_proba(X[~alone])
+        if alone.any():
+            proba[alone] = self.text_classifier_.predict_proba(X[alone][:, : self.text_dim_])
+            thresholds[alone] = self.text_classifier_.thresholds_
+        return proba, proba >= thresholds
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probability per code (columns in ``codes`` order)."""
+        return self.decide(X)[0]
 
     def predict_direction(self, X: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
         """Direction probabilities (columns ``direction_.classes_``) for (sample, code index) pairs."""
         if not pairs:
             return np.zeros((0, len(self.direction_.classes_)))
-        return self.direction_.predict_proba(coding_features(X, pairs, len(self.codes)))
+        return self.direction_.predict_proba(coding_features(X[:, : self.text_dim_], pairs, len(self.codes)))
 
     def predict_facet(self, X: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray | None:
         """Facet probabilities (columns ``facet_.classes_``) or None without a facet head."""
         if self.facet_ is None or not pairs:
             return None
-        return self.facet_.predict_proba(coding_features(X, pairs, len(self.codes)))
+        return self.facet_.predict_proba(coding_features(X[:, : self.text_dim_], pairs, len(self.codes)))
 
     @property
     def thresholds(self) -> np.ndarray:
-        """Decision threshold per code."""
+        """Decision threshold per code (for rows with a question, when the model uses context)."""
         return self.classifier_.thresholds_
 
 
@@ -335,7 +368,7 @@ def featurize(texts: Sequence[str], questions: Sequence[str], encoder, *, contex
         question_vectors, question_hits = embed_texts(questions, encoder, cache=cache, batch_size=batch_size)
         hits += question_hits
         n_total += len(questions)
-    return make_features(vectors, question_vectors, context_weight), n_total - hits, hits
+    return make_features(vectors, question_vectors, context_weight, questions), n_total - hits, hits
 
 
 def self_train(X: np.ndarray, data: TrainingSet, X_unlabelled: np.ndarray, model: CodingModel,
@@ -397,9 +430,7 @@ def code_rows(ids: Sequence[str], X: np.ndarray, model: CodingModel, model_id: s
     the top probability is under ``review_threshold``, a probability lies within ``margin`` of
     its code's threshold, or the direction is uncertain (its probability under 0.5).
     """
-    proba = model.predict_proba(X)
-    thresholds = model.thresholds
-    predicted_mask = proba >= thresholds
+    proba, predicted_mask = model.decide(X)
     pairs = [(i, j) for i in range(len(ids)) for j in np.flatnonzero(predicted_mask[i])]
     direction_p = model.predict_direction(X, pairs)
     facet_p = model.predict_facet(X, pairs)
@@ -425,7 +456,7 @@ def code_rows(ids: Sequence[str], X: np.ndarray, model: CodingModel, model_id: s
             if any(c in predicted for c in children):
                 predicted.append(block)
         top = max(proba[i]) if len(proba[i]) else 0.0
-        near = bool(np.any(np.abs(proba[i] - thresholds) < margin))
+        near = bool(np.any(np.abs(proba[i] - model.thresholds) < margin))
         unsure_direction = any(p < 0.5 for _, _, p in by_row.get(i, []))
         review = (top < review_threshold and top > 1 - review_threshold) or near or unsure_direction
         rows.append(CodedRow(

@@ -53,8 +53,8 @@ def grouped_cross_validation(
     direction_pred: list[str] = []
     for train, test in GroupKFold(n_splits=n_splits).split(X, data.Y, groups):
         model = fit(X[train], subset(data, train))
-        proba[test] = model.predict_proba(X[test])
-        predicted[test] = (proba[test] >= model.thresholds).astype(int)
+        proba[test], decided = model.decide(X[test])
+        predicted[test] = decided.astype(int)
         test_set = subset(data, test)
         if test_set.coding_rows:
             pairs = [(s, j) for s, j, _, _ in test_set.coding_rows]
@@ -142,8 +142,8 @@ def learning_curve(X: np.ndarray, data: TrainingSet, fit: Callable[[np.ndarray, 
             rows = train[np.isin(groups[train], keep)]
             n_train.append(len(rows))
             model = fit(X[rows], subset(data, rows))
-            proba[test] = model.predict_proba(X[test])
-            predicted[test] = (proba[test] >= model.thresholds).astype(int)
+            proba[test], decided = model.decide(X[test])
+            predicted[test] = decided.astype(int)
         points.append({"fraction": fraction, "n_utterances": int(np.mean(n_train)),
                        "macro_f1": code_scores(data.Y, predicted, data.codes, min_support=8)["macro_f1"]})
     return points

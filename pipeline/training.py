@@ -217,7 +217,7 @@ def run_evaluation(
         index = [test.codes.index(code) for code in data.codes]
         X_test, _, _ = featurize(test.texts, test.questions, encoder, context_weight=config.context_weight, cache=cache)
         model = main["fit"](main["X"], data)
-        predicted = (model.predict_proba(X_test) >= model.thresholds).astype(int)
+        predicted = model.decide(X_test)[1].astype(int)
         report["holdout"] = ev.code_scores(test.Y[:, index], predicted, data.codes, min_support=3)
         report["holdout"]["n_utterances"] = len(test.texts)
         report["holdout"]["n_transcripts"] = len(set(test.groups))
