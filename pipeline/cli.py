@@ -401,6 +401,168 @@ def models_list(obj: Context) -> None:
                    f"{card['n_utterances']} utterances  {card['created_at']}")
 
 
+def _prefect_environment(home: Path) -> None:
+    """Without a Prefect server configured, run ephemeral with the workspace's own Prefect
+    home (its own small database), no telemetry."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_HOME", str((home / ".prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # the first start of an ephemeral server migrates its database: give it time on slow machines
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def _run_config(obj: Context, folders: tuple[Path, ...] = (), **overrides: Any):  # type: ignore[no-untyped-def]
+    from flows.config import RunConfig
+
+    settings = obj.settings
+    return RunConfig(folders=list(folders), home=settings.home,
+                     database_url=settings.db.get_secret_value() if settings.db else None,
+                     codebook_version=settings.codebook_version, encoder_threads=settings.threads,
+                     device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
+                     **overrides)
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--model", "model_ref", default="current", show_default=True, help="current, a model id, or a model folder.")
+@click.option("--fictional", is_flag=True, help="Mark the report as made from fictional data (the demo).")
+@click.pass_obj
+@friendly
+def run(obj: Context, folders: tuple[Path, ...], model_ref: str, fictional: bool) -> None:
+    """Run the main job in-process (Prefect, no server needed): ingest new or changed files,
+    classify, fill the review queue, rate and report.
+
+    Unchanged files and utterances already classified by the model cost nothing. Writes
+    reports/run-summary.json, ratings.json/.csv and the report.
+
+    Example:
+
+        codeer run data/demo
+    """
+    _prefect_environment(obj.settings.home)
+    from flows.code_transcripts import code_transcripts
+
+    summary = code_transcripts(_run_config(obj, folders, model=model_ref, fictional=fictional))
+    failed = summary["transcripts_failed"]
+    click.echo(f"run: {summary['transcripts_new']} new, {summary['transcripts_changed']} changed, "
+               f"{summary['transcripts_unchanged']} unchanged, {len(failed)} failed transcript(s); "
+               f"{summary['utterances_classified']} utterances classified ({summary['utterances_embedded']} texts "
+               f"embedded, {summary['embedding_cache_hits']} from cache); {summary['review_items_added']} review "
+               f"item(s) added; {len(summary['ratings_changed'])} rating(s) changed; model {summary['model']}")
+    for item in failed:
+        click.echo(f"FAILED ({item['reason']}) {item['error']}", err=True)
+    click.echo(f"summary: {obj.settings.reports_dir / 'run-summary.json'}")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--utterances", "table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rate this table (.jsonl/.csv: id,text,municipality,respondent[,role]) alone, without the database.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: reports/).")
+@click.option("--model", "model_ref", default="current", show_default=True)
+@click.pass_obj
+@friendly
+def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str) -> None:
+    """Rate each incentive per municipality and for the region; write ratings.json and .csv.
+
+    Without --utterances it rates what is in the database (human annotations override the
+    current model's predictions).
+
+    Example:
+
+        codeer rate --utterances nieuwe-gemeente.csv --output uit/
+    """
+    result = _rate(obj, table, output, model_ref, report=False)
+    _echo_ratings(result, output or obj.settings.reports_dir)
+
+
+@cli.command()
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: reports/).")
+@click.option("--model", "model_ref", default="current", show_default=True)
+@click.option("--fictional", is_flag=True, help="Mark the report as made from fictional data (the demo).")
+@click.pass_obj
+@friendly
+def report(obj: Context, output: Path | None, model_ref: str, fictional: bool) -> None:
+    """Write the report: one self-contained HTML file, Markdown and an Excel workbook.
+
+    Example:
+
+        codeer report --output reports/
+    """
+    result = _rate(obj, None, output, model_ref, report=True, fictional=fictional)
+    _echo_ratings(result, output or obj.settings.reports_dir)
+
+
+def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,  # type: ignore[no-untyped-def]
+          fictional: bool = False):
+    from pipeline.codebook import load_codebook
+    from pipeline.embed import load_encoder
+    from pipeline.jobs import classify_table, questionnaire_evidence_of, rate_codings
+    from pipeline.store import EmbeddingCache
+    from pipeline.tables import read_table
+
+    settings = obj.settings
+    book = load_codebook(settings.codebook_version)
+    loaded = _load_or_train_model(obj, model_ref)
+    out_dir = output or settings.reports_dir
+    if table is not None:
+        frame = read_table(table, required=("id", "text", "municipality", "respondent"))
+        encoder = load_encoder(loaded.card["encoder"], threads=settings.threads, device=settings.device)
+        _check_encoder(loaded, encoder)
+        codings = classify_table(frame, loaded, encoder, book, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
+        return rate_codings(codings, book, out_dir, model_id=loaded.model_id, report=report)
+    store = obj.store
+    return rate_codings(store.codings_frame(loaded.model_id), book, out_dir, model_id=loaded.model_id,
+                        questionnaire=questionnaire_evidence_of(store), report=report, fictional=fictional)
+
+
+def _echo_ratings(result, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    counts: dict[str, int] = {}
+    for rating in result.ratings:
+        if rating.municipality != "regio":
+            counts[rating.rating] = counts.get(rating.rating, 0) + 1
+    summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+    click.echo(f"{len(result.ratings)} ratings ({summary}); written: " + ", ".join(str(p) for p in result.files))
+
+
+@cli.command()
+@click.pass_obj
+@friendly
+def demo(obj: Context) -> None:
+    """Run the whole main job on the fictional demo corpus (what 'make demo' does).
+
+    Ingests data/demo, attaches the seed annotations and questionnaires, then runs the
+    flow: classify, review queue, ratings, report (in the workspace's reports/ folder).
+
+    Example:
+
+        CODEER_HOME=demo-workspace codeer demo
+    """
+    from pipeline.training import PROJECT_ROOT
+
+    demo_dir = PROJECT_ROOT / "data" / "demo"
+    ctx = click.get_current_context()
+    click.echo("== codeer demo: the corpus is FICTIONAL (region Lindeland, eight invented municipalities)")
+    click.echo("== 1/4 ingest transcripts and documents")
+    try:
+        ctx.invoke(ingest, paths=(demo_dir,), metadata=demo_dir / "metadata.csv", speakers=(), window=None)
+    except SystemExit as stop:
+        if stop.code:
+            raise
+    click.echo("== 2/4 attach the hand-coded seed annotations")
+    ctx.invoke(annotations_import, paths=(PROJECT_ROOT / "annotations" / "seed",))
+    click.echo("== 3/4 questionnaires")
+    for csv_file in sorted((demo_dir / "questionnaires").glob("*.csv")):
+        ctx.invoke(ingest_questionnaire_command, file=csv_file, version=None)
+    click.echo("== 4/4 the main job: classify, review queue, ratings, report")
+    ctx.invoke(run, folders=(demo_dir,), model_ref="current", fictional=True)
+    click.echo(f"== done: open {obj.settings.reports_dir / 'rapport.html'}")
+
+
 @cli.group()
 def annotations() -> None:
     """Import and count hand-coded seed annotations."""

@@ -38,16 +38,33 @@ def ingest_paths(
     sources = find_sources(paths)
     for path, source in tqdm(sources, desc="ingest", unit="file", disable=not show_progress, leave=False):
         try:
-            transcript = load_transcript(
-                path, source=source, metadata=metadata_for(path, sidecars, explicit), speaker_aliases=speaker_aliases
-            )
-            utterances = segment_transcript(transcript, segmenter)
-            status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
-        except (CodeerError, OSError) as err:
-            logger.info("failed: %s", err)
-            results.append(IngestResult(str(path), "failed", error=str(err),
-                                        reason=getattr(err, "reason", type(err).__name__)))
-            continue
-        logger.info("%s: %s (%d utterances)", source, status, len(utterances))
-        results.append(IngestResult(str(path), status, transcript.transcript_id, len(utterances)))
+            results.append(ingest_file(path, source, store, segmenter, metadata=metadata_for(path, sidecars, explicit),
+                                       speaker_aliases=speaker_aliases, run_id=run_id))
+        except OSError as err:  # unreadable file, permissions: this file fails, the batch goes on
+            results.append(IngestResult(str(path), "failed", error=f"{path}: {err}", reason=type(err).__name__))
     return IngestReport(tuple(results))
+
+
+def ingest_file(
+    path: Path,
+    source: str,
+    store: Store,
+    segmenter: Segmenter,
+    *,
+    metadata: SourceMetadata | None = None,
+    speaker_aliases: dict[str, Speaker] | None = None,
+    run_id: int | None = None,
+) -> IngestResult:
+    """Read, segment and store one file in one transaction; bad input becomes a failed result.
+
+    Transient errors (I/O, a locked database) propagate, so a caller can retry them.
+    """
+    try:
+        transcript = load_transcript(path, source=source, metadata=metadata, speaker_aliases=speaker_aliases)
+        utterances = segment_transcript(transcript, segmenter)
+        status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
+    except CodeerError as err:
+        logger.info("failed: %s", err)
+        return IngestResult(str(path), "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
+    logger.info("%s: %s (%d utterances)", source, status, len(utterances))
+    return IngestResult(str(path), status, transcript.transcript_id, len(utterances))

@@ -13,18 +13,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.records import Annotation, Coding, Prediction, Role, Speaker, Transcript, Utterance
-
-# review queue (issue 6), kept apart so that merging stays additive
-from functools import cached_property
-
 from pipeline.errors import ReviewConflictError, ReviewItemNotFoundError, UserExistsError
-from pipeline.records import ReviewDecision, ReviewItem, ReviewStatus, User, UserRole
+from pipeline.records import (
+    Annotation, Coding, Prediction, ReviewDecision, ReviewItem, ReviewStatus, Role, Speaker, Transcript, User,
+    UserRole, Utterance,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.questionnaire import QuestionnaireResponses
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +61,6 @@ class StoredTranscript:
     status: str
     n_utterances: int
     content_hash: str
-
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from pipeline.questionnaire import QuestionnaireResponses
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +358,31 @@ class Store:
             for row in connection.execute(query).mappings():
                 yield Prediction(row["utterance_id"], row["model_id"], row["code"], row["probability"],
                                  bool(row["predicted"]), row["direction"], row["direction_p"], row["facet"])
+
+    def codings_frame(self, model_id: str | None) -> "pd.DataFrame":
+        """The codings table the ratings are computed from: every human annotation (weight 1,
+        source ``human``) and the predicted codes of ``model_id`` (weight = probability, source
+        ``predicted``) on active transcripts, with the utterance's metadata and text.
+        Columns: see :data:`pipeline.aggregate.CODING_COLUMNS` plus ``direction_p`` and ``text``."""
+        import pandas as pd
+
+        a, p, u, t = self.annotations, self.predictions, self.utterances, self.transcripts
+        meta = (u.c.id.label("utterance_id"), u.c.transcript_id, u.c.municipality, u.c.respondent, u.c.role, u.c.text)
+        human = (sa.select(*meta, a.c.code, a.c.direction, a.c.facet, sa.literal(1.0).label("weight"),
+                           sa.literal("human").label("source"), sa.literal(None).label("direction_p"))
+                 .join(a, a.c.utterance_id == u.c.id).join(t, t.c.id == u.c.transcript_id).where(t.c.status == "active"))
+        queries = [human]
+        if model_id:
+            queries.append(
+                sa.select(*meta, p.c.code, p.c.direction, p.c.facet, p.c.probability.label("weight"),
+                          sa.literal("predicted").label("source"), p.c.direction_p)
+                .join(p, p.c.utterance_id == u.c.id).join(t, t.c.id == u.c.transcript_id)
+                .where(t.c.status == "active", p.c.model_id == model_id, p.c.predicted.is_(True)))
+        columns = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code", "direction",
+                   "facet", "weight", "source", "direction_p"]
+        with self.engine.connect() as connection:
+            rows = [tuple(row) for query in queries for row in connection.execute(query)]
+        return pd.DataFrame(rows, columns=columns)
 
     def count_rows(self, table: str) -> int:
         """Number of rows in a table (for summaries and tests)."""

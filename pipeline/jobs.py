@@ -1,0 +1,182 @@
+"""The main job's steps over a store, shared by the command line and the Prefect flows:
+classify what is new, queue what needs a human, rate, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.classify import code_rows, featurize
+from pipeline.codebook import Codebook
+from pipeline.models import LoadedModel
+from pipeline.records import Prediction, Utterance
+from pipeline.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassifyStats:
+    """What one classification pass did."""
+
+    n_classified: int = 0
+    n_embedded: int = 0
+    n_cache_hits: int = 0
+    n_review_added: int = 0
+    seconds_embed: float = 0.0
+    seconds_classify: float = 0.0
+
+
+def _batches(items: Iterator[Utterance], size: int) -> Iterator[list[Utterance]]:
+    batch: list[Utterance] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predictions_for(rows, loaded: LoadedModel) -> list[Prediction]:  # type: ignore[no-untyped-def]
+    """Store rows for coded utterances: every code's probability; direction and facet for
+    the predicted ones."""
+    predictions = []
+    for row in rows:
+        direction = {code: (label, p) for code, label, p in row.direction}
+        facet = {code: label for code, label, _ in row.facet}
+        predicted = set(row.predicted)
+        for code, p in row.codes:
+            if code not in loaded.model.codes:
+                continue  # building blocks are derived, not stored
+            label, direction_p = direction.get(code, (None, None))
+            predictions.append(Prediction(row.id, loaded.model_id, code, p, code in predicted, label, direction_p,
+                                          facet.get(code)))
+    return predictions
+
+
+def classify_pending(
+    store: Store, loaded: LoadedModel, encoder, codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
+    batch_size: int = 2000, review: bool = True, review_threshold: float = 0.6, show_progress: bool = False,
+) -> ClassifyStats:
+    """Classify the active utterances that have no predictions of this model yet, in batches
+    (memory stays flat however large the corpus), store the predictions and queue the
+    uncertain ones for review. Utterances already classified by this model cost nothing."""
+    import time
+
+    from tqdm import tqdm
+
+    stats = ClassifyStats()
+    done = store.predicted_utterance_ids(loaded.model_id)
+    pending = (u for u in store.iter_utterances() if u.utterance_id not in done)
+    thresholds = dict(zip(loaded.model.codes, map(float, loaded.model.thresholds), strict=True))
+    with tqdm(desc="classify", unit="utt", disable=not show_progress, leave=False) as bar:
+        for batch in _batches(pending, batch_size):
+            started = time.perf_counter()
+            X, n_encoded, n_hits = featurize([u.text for u in batch], [u.question for u in batch], encoder,
+                                             context_weight=loaded.model.context_weight, cache=cache)
+            stats.seconds_embed += time.perf_counter() - started
+            started = time.perf_counter()
+            rows = code_rows([u.utterance_id for u in batch], X, loaded.model, loaded.model_id, codebook,
+                             review_threshold=review_threshold)
+            predictions = predictions_for(rows, loaded)
+            store.save_predictions(predictions)
+            if review:
+                from pipeline.review import enqueue
+
+                stats.n_review_added += enqueue(store, predictions, thresholds, model_id=loaded.model_id,
+                                                min_confidence=review_threshold)
+            stats.seconds_classify += time.perf_counter() - started
+            stats.n_classified += len(batch)
+            stats.n_embedded += n_encoded
+            stats.n_cache_hits += n_hits
+            bar.update(len(batch))
+    logger.info("classified %d utterances (%d texts encoded, %d from cache), %d review items added",
+                stats.n_classified, stats.n_embedded, stats.n_cache_hits, stats.n_review_added)
+    return stats
+
+
+@dataclass
+class RateResult:
+    """Ratings, their files and the report files."""
+
+    ratings: list = field(default_factory=list)
+    context: list = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, model_id: str,
+                 questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
+                 region_name: str = "de regio") -> RateResult:
+    """Rate incentives and context from a codings table; write ratings.json/.csv and, with
+    ``report``, the HTML, Markdown and Excel report."""
+    from pipeline.aggregate import compare_municipalities, rate_context, rate_incentives, write_ratings
+    from pipeline.rating_rules import load_rating_rules
+    from pipeline.report import provenance_from_codings, write_report
+
+    rules = load_rating_rules()
+    ratings = rate_incentives(codings, codebook, rules, questionnaire)
+    context = rate_context(codings, codebook, rules)
+    files = list(write_ratings(ratings, out_dir))
+    if report:
+        provenance = provenance_from_codings(codings, model_id=model_id, codebook_version=codebook.version,
+                                             rules_version=rules.version)
+        written = write_report(out_dir, ratings, codebook, provenance, context=context,
+                               differences=compare_municipalities(ratings, rules), codings=codings,
+                               fictional=fictional, region_name=region_name)
+        files += [written.html, written.markdown, written.excel]
+    return RateResult(ratings, context, files)
+
+
+def questionnaire_evidence_of(store: Store) -> pd.DataFrame | None:
+    """The stored questionnaire answers as rating evidence (None when there are none)."""
+    from pipeline.questionnaire import stored_questionnaire_evidence
+
+    frame = stored_questionnaire_evidence(store)
+    return frame if len(frame) else None
+
+
+def rating_changes(before: list[dict[str, object]], after: list) -> list[dict[str, object]]:  # type: ignore[type-arg]
+    """Which municipality/incentive ratings moved, from what to what."""
+    old = {(row["municipality"], row["code"]): row["rating"] for row in before}
+    changes = []
+    for rating in after:
+        key = (rating.municipality, rating.code)
+        if old.get(key) != rating.rating:
+            changes.append({"municipality": rating.municipality, "code": rating.code, "from": old.get(key),
+                            "to": rating.rating})
+    return changes
+
+
+def previous_ratings(out_dir: Path) -> list[dict[str, object]]:
+    """The ratings of the previous run (empty when there are none)."""
+    path = out_dir / "ratings.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def classify_table(frame: pd.DataFrame, loaded: LoadedModel, encoder, codebook: Codebook, *,  # type: ignore[no-untyped-def]
+                   cache=None) -> pd.DataFrame:
+    """Classify a table of utterances (``id,text,municipality,respondent[,role,question]``)
+    without touching the database; return its codings table (predicted codes only)."""
+    questions = frame["question"].astype(str).tolist() if "question" in frame.columns else [""] * len(frame)
+    X, _, _ = featurize(frame["text"].astype(str).tolist(), questions, encoder,
+                        context_weight=loaded.model.context_weight, cache=cache)
+    rows = code_rows(frame["id"].astype(str).tolist(), X, loaded.model, loaded.model_id, codebook)
+    records = []
+    for row, (_, source) in zip(rows, frame.iterrows(), strict=True):
+        probability = dict(row.codes)
+        facet = {code: label for code, label, _ in row.facet}
+        for code, label, direction_p in row.direction:
+            records.append({"utterance_id": row.id, "transcript_id": str(source.get("transcript", "") or source["respondent"]),
+                            "municipality": source["municipality"], "respondent": source["respondent"],
+                            "role": str(source.get("role", "") or "other"), "text": source["text"], "code": code,
+                            "direction": label, "facet": facet.get(code), "weight": float(probability[code]),
+                            "source": "predicted", "direction_p": float(direction_p)})
+    columns = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code", "direction",
+               "facet", "weight", "source", "direction_p"]
+    return pd.DataFrame(records, columns=columns)
