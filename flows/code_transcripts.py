@@ -160,12 +160,10 @@ def summary_markdown(summary: dict[str, object]) -> str:
 def retrain(config: RunConfig, force: bool = False) -> dict[str, object]:
     """Train on seed plus reviewed annotations, evaluate, promote only if not worse."""
     from pipeline.codebook import load_codebook
-    from pipeline.review import review_annotations
-    from pipeline.training import TrainingConfig, seed_annotations, train_model
+    from pipeline.training import TrainingConfig, reviewed_annotations, seed_annotations, train_model
 
     book = load_codebook(config.codebook_version)
-    store = store_for(config.url)
-    records = seed_annotations(book) + [a for a in review_annotations(store) if a.codebook_version == book.version]
+    records = seed_annotations(book) + reviewed_annotations(store_for(config.url), book)
     result = train_model(records, book, models_dir=config.home / "models", cache=cache_for(config.home),
                          config=TrainingConfig(), force=force)
     get_run_logger().info("%s: macro-F1 %s; %s", result.model_id, result.metrics["macro_f1"], result.reason)

@@ -9,12 +9,13 @@ codebook rules.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import type_of_target
@@ -81,6 +82,10 @@ class CodeClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray, groups: Sequence[object] | None = None) -> CodeClassifier:
         """Fit one calibrated binary model per label; ``groups`` keep transcripts together."""
         X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it is raveled.",
+                          DataConversionWarning, stacklevel=2)
+            y = y.ravel()
         if self.C <= 0:
             raise ValueError(f"The 'C' parameter of CodeClassifier must be > 0. Got {self.C!r} instead.")
         target = type_of_target(y)
@@ -91,11 +96,13 @@ class CodeClassifier(ClassifierMixin, BaseEstimator):
         elif target in ("binary", "multiclass"):
             self.multilabel_ = False
             self.classes_ = np.unique(y)
-            Y = (np.asarray(y)[:, None] == self.classes_[None, :]).astype(int)
+            if len(self.classes_) < 2:
+                raise ValueError("Classifier can't train when only one class is present.")
+            # binary: one model for the second class; multiclass: one per class
+            labels = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+            Y = (np.asarray(y)[:, None] == labels[None, :]).astype(int)
         else:
             raise ValueError(f"Unknown label type: {target!r}. Use a 1-D label array or a binary indicator matrix.")
-        if Y.shape[1] == 1 and not self.multilabel_:
-            raise ValueError("Classifier can't train when only one class is present.")
         n_labels = Y.shape[1]
         self.calibration_ = np.tile([1.0, 0.0], (n_labels, 1))
         self.thresholds_ = np.full(n_labels, 0.5)
@@ -165,28 +172,40 @@ class CodeClassifier(ClassifierMixin, BaseEstimator):
         return scores
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Raw logistic scores, one column per label."""
+        """Calibrated log-odds per label (1-D for a binary problem: the second class)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return X @ self.coef_.T + self.intercept_
+        logits = (X @ self.coef_.T + self.intercept_) * self.calibration_[:, 0] + self.calibration_[:, 1]
+        return logits[:, 0] if self._binary else logits
+
+    @property
+    def _binary(self) -> bool:
+        return not self.multilabel_ and len(self.classes_) == 2
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, columns in the order of ``classes_``.
 
         Multi-label: independent per label. Multiclass: normalised to sum to one.
         """
-        scores = self.decision_function(X)
-        proba = _sigmoid(scores * self.calibration_[:, 0] + self.calibration_[:, 1])
+        check_is_fitted(self)
+        logits = self.decision_function(X)
+        if self._binary:
+            positive = _sigmoid(logits)
+            return np.column_stack([1 - positive, positive])
+        proba = _sigmoid(logits)
         if not self.multilabel_:
             proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
         return proba
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Indicator matrix (multi-label, per-label thresholds) or class labels (multiclass)."""
-        proba = self.predict_proba(X)
+        check_is_fitted(self)
         if self.multilabel_:
-            return (proba >= self.thresholds_).astype(int)
-        return self.classes_[np.argmax(proba, axis=1)]
+            return (self.predict_proba(X) >= self.thresholds_).astype(int)
+        scores = self.decision_function(X)
+        if self._binary:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[np.argmax(scores, axis=1)]
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()

@@ -252,11 +252,11 @@ def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None,
     """
     from pipeline.codebook import load_codebook
     from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, review_annotations, seed_annotations, train_model, unlabelled_pool
+    from pipeline.training import TrainingConfig, reviewed_annotations, seed_annotations, train_model, unlabelled_pool
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
-    records = seed_annotations(book, list(annotation_paths) or None) + review_annotations(obj.store, book)
+    records = seed_annotations(book, list(annotation_paths) or None) + reviewed_annotations(obj.store, book)
     config = TrainingConfig(encoder=encoder or settings.encoder, semi_supervised=semi_supervised)
     cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
     result = train_model(records, book, models_dir=settings.models_dir, cache=cache, config=config,
@@ -360,13 +360,13 @@ def evaluate(obj: Context, encoders: str, no_learning_curve: bool, output: Path 
     """
     from pipeline.codebook import load_codebook
     from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, holdout_annotations, review_annotations, run_evaluation, seed_annotations
+    from pipeline.training import TrainingConfig, holdout_annotations, reviewed_annotations, run_evaluation, seed_annotations
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
     holdout = holdout_annotations(book)
     report = run_evaluation(
-        seed_annotations(book) + review_annotations(obj.store, book), book,
+        seed_annotations(book) + reviewed_annotations(obj.store, book), book,
         out_dir=output or settings.reports_dir, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"),
         encoders=[e.strip() for e in encoders.split(",") if e.strip()], config=TrainingConfig(encoder=settings.encoder),
         holdout=holdout, unlabelled=[(a.text, a.question) for a in holdout], learning_curve=not no_learning_curve)

@@ -42,17 +42,11 @@ class TrainingConfig:
     random_state: int = 0
 
 
-def review_annotations(store, codebook: Codebook) -> list[Annotation]:  # type: ignore[no-untyped-def]
-    """Annotators' corrections stored by the review queue, as annotation records."""
-    records = []
-    for utterance, codings, annotator, version in store.iter_annotated(origins=["review"]):
-        records.append(Annotation(
-            utterance_id=utterance.utterance_id, source_file="(review)", content_hash="", start=utterance.start,
-            end=utterance.end, text=utterance.text, codings=codings, annotator=annotator,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"), codebook_version=version,
-            transcript_id=utterance.transcript_id, municipality=utterance.municipality,
-            respondent=utterance.respondent, role=utterance.role.value, question=utterance.question, origin="review"))
-    return [r for r in records if r.codebook_version == codebook.version]
+def reviewed_annotations(store, codebook: Codebook) -> list[Annotation]:  # type: ignore[no-untyped-def]
+    """Annotators' decisions from the review queue (explicit "no code" included), for training."""
+    from pipeline.review import review_annotations
+
+    return [a for a in review_annotations(store) if a.codebook_version == codebook.version]
 
 
 def annotations_sha256(annotations: Sequence[Annotation]) -> str:

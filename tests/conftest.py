@@ -130,3 +130,36 @@ def sqlite_review_store(fresh_store: Store, segmenter: Segmenter, review_intervi
 
     assert not ingest_paths([review_interview_file], fresh_store, segmenter).failed
     return fresh_store
+
+
+@pytest.fixture(scope="session")
+def use_encoder():
+    """The packaged Universal Sentence Encoder (fast on CPU): a real encoder for the tests."""
+    from pipeline.embed import load_encoder
+
+    return load_encoder("use")
+
+
+@pytest.fixture(scope="session")
+def small_training_annotations():
+    """Seed annotations of six demo transcripts: enough for every incentive, quick to train."""
+    from pipeline.annotations import read_annotations
+    from pipeline.codebook import load_codebook
+
+    seed = Path(__file__).resolve().parent.parent / "annotations" / "seed"
+    files = [seed / f"{name}.jsonl" for name in ("BE", "BK", "MK", "BR", "MS", "RL", "BV", "ML")]
+    return read_annotations(files, load_codebook())
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory, small_training_annotations, use_encoder):
+    """A model trained once per session on the small seed set with the USE encoder."""
+    from pipeline.codebook import load_codebook
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import TrainingConfig, train_model
+
+    home = tmp_path_factory.mktemp("models-home")
+    result = train_model(small_training_annotations, load_codebook(), models_dir=home / "models",
+                         cache=EmbeddingCache(home / "cache.sqlite"), encoder=use_encoder,
+                         config=TrainingConfig(encoder="use", n_splits=3))
+    return result.path

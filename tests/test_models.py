@@ -1,0 +1,72 @@
+"""Model folders: skops round trip, untrusted types refused, promotion, version checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
+from pipeline.models import current_model_id, list_models, load_model_folder, promote, resolve_model
+
+
+class Intruder:
+    """A type no codeer model contains."""
+
+    def __init__(self) -> None:
+        self.payload = [1, 2, 3]
+
+
+def test_models_round_trip(trained_model_dir: Path) -> None:
+    loaded = load_model_folder(trained_model_dir, codebook_version="garvin2008")
+    card = json.loads((trained_model_dir / "card.json").read_text(encoding="utf-8"))
+    for key in ("model_id", "codebook_version", "encoder_id", "encoder_dim", "annotations_sha256", "n_per_code",
+                "metrics", "libraries", "created_at"):
+        assert key in card
+    assert (trained_model_dir / "card.md").read_text(encoding="utf-8").startswith(f"# Model {card['model_id']}")
+    X = np.random.default_rng(0).normal(size=(3, loaded.model.classifier_.n_features_in_))
+    assert loaded.model.predict_proba(X).shape == (3, len(loaded.model.codes))
+    assert not list(trained_model_dir.glob("*.pkl"))
+
+
+def test_models_refuse_untrusted_type(trained_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "tampered"
+    shutil.copytree(trained_model_dir, folder)
+    model = sio.load(folder / "classifier.skops", trusted=sio.get_untrusted_types(file=folder / "classifier.skops"))
+    model.extra = Intruder()
+    sio.dump(model, folder / "classifier.skops")
+    with pytest.raises(ModelCardMismatchError, match="refuses to load types.*Intruder"):
+        load_model_folder(folder)
+
+
+def test_models_refuse_other_codebook_version(trained_model_dir: Path) -> None:
+    with pytest.raises(ModelCardMismatchError, match="trained on codebook version 'garvin2008'.*'scriptie2017'"):
+        load_model_folder(trained_model_dir, codebook_version="scriptie2017")
+
+
+def _card(models: Path, model_id: str, macro_f1: float) -> dict:
+    card = {"model_id": model_id, "metrics": {"macro_f1": macro_f1}, "evaluation_key": "same", "encoder_id": "e",
+            "n_utterances": 1, "created_at": model_id}
+    (models / model_id).mkdir(parents=True)
+    (models / model_id / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    return card
+
+
+def test_models_promotion_keeps_the_better_model(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    assert promote(models, _card(models, "m1", 0.60))[0]
+    promoted, reason = promote(models, _card(models, "m2", 0.55))
+    assert not promoted and "kept m1" in reason and current_model_id(models) == "m1"
+    assert promote(models, _card(models, "m3", 0.595))[0]  # within the tolerance
+    promoted, reason = promote(models, _card(models, "m4", 0.40), force=True)
+    assert promoted and "--force" in reason and current_model_id(models) == "m4"
+    assert [c["model_id"] for c in list_models(models)][:1] == ["m4"]
+
+
+def test_models_missing_model_says_how_to_train(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="codeer train"):
+        resolve_model("current", [tmp_path / "models"])
