@@ -47,12 +47,13 @@ def predictions_for(rows, loaded: LoadedModel) -> list[Prediction]:  # type: ign
     """Store rows for coded utterances: every code's probability; direction and facet for
     the predicted ones."""
     predictions = []
+    stored = set(loaded.model.codes)
     for row in rows:
         direction = {code: (label, p) for code, label, p in row.direction}
         facet = {code: label for code, label, _ in row.facet}
         predicted = set(row.predicted)
         for code, p in row.codes:
-            if code not in loaded.model.codes:
+            if code not in stored:
                 continue  # building blocks are derived, not stored
             label, direction_p = direction.get(code, (None, None))
             predictions.append(Prediction(row.id, loaded.model_id, code, p, code in predicted, label, direction_p,
@@ -72,8 +73,7 @@ def classify_pending(
     from tqdm import tqdm
 
     stats = ClassifyStats()
-    done = store.predicted_utterance_ids(loaded.model_id)
-    pending = (u for u in store.iter_utterances() if u.utterance_id not in done)
+    pending = store.iter_unpredicted_utterances(loaded.model_id)
     thresholds = dict(zip(loaded.model.codes, map(float, loaded.model.thresholds), strict=True))
     with tqdm(desc="classify", unit="utt", disable=not show_progress, leave=False) as bar:
         for batch in _batches(pending, batch_size):
