@@ -344,8 +344,15 @@ class Store:
                 for start in range(0, len(unique), 500):
                     connection.execute(p.delete().where(p.c.model_id == model_id,
                                                         p.c.utterance_id.in_(unique[start : start + 500])))
-            for start in range(0, len(rows), 1000):
-                connection.execute(p.insert(), rows[start : start + 1000])
+            if connection.dialect.name == "sqlite":
+                # plain tuples through the driver: SQLAlchemy's per-row processing was most of
+                # the classify stage's own time (issue 8)
+                columns = list(rows[0])
+                statement = f"INSERT INTO {p.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                connection.exec_driver_sql(statement, [tuple(row[c] for c in columns) for row in rows])
+            else:
+                for start in range(0, len(rows), 1000):
+                    connection.execute(p.insert(), rows[start : start + 1000])
         return len(rows)
 
     def predicted_utterance_ids(self, model_id: str) -> set[str]:
