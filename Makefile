@@ -29,8 +29,8 @@ clean:
 	rm -rf demo-workspace .pytest_cache
 
 # Benchmarks (issue 8): bench/README.md says what the figures mean.
-# `make bench` measures a quarter of the demo size (quick); SCALE=1 is the demo size.
-SCALE ?= 0.25
+# `make bench` measures an eighth of the demo size (quick); SCALE=1 is the demo size.
+SCALE ?= 0.125
 BENCH_SCALES ?= 1,10,50
 BENCH_ARGS ?=
 .PHONY: bench bench-scale

@@ -153,8 +153,6 @@ class HashEncoder:
         self.encoder_id = f"bench-hash-{dim}"
 
     def encode(self, texts: Sequence[str]) -> Any:
-        import hashlib
-
         import numpy as np
 
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -262,8 +260,6 @@ def raw_encode(store: Any, encoder: Any, *, batch_size: int = 64) -> tuple[float
     -------
     (seconds, cpu_seconds, n_texts)
     """
-    import hashlib
-
     seen: set[bytes] = set()
     buffers: dict[str, list[str]] = {"text": [], "question": []}
     seconds = cpu_seconds = 0.0
@@ -618,7 +614,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             work_dir = base / f"work-{label}"
             work_dir.mkdir()
             result_file = base / f"result-{label}.json"
-            print(f"measuring {label}: {corpus.n_interviews} interviews, {n_municipalities} municipalities ...",
+            print(f"measuring {label}: {corpus.n_interviews} interviews, {n_municipalities} "
+                  f"municipalit{'y' if n_municipalities == 1 else 'ies'} ...",
                   file=sys.stderr, flush=True)
             command = [sys.executable, "-m", "bench.run", "--measure", str(corpus_dir), "--model", str(model_dir),
                        "--work", str(work_dir), "--result", str(result_file), "--encoder", args.encoder,

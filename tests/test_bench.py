@@ -136,3 +136,16 @@ def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, ca
     assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > report["n_utterances"]
     printed = capsys.readouterr().out
     assert "overhead" in printed and "warm/cold" in printed and str(out) in printed
+
+
+def test_bench_separate_floor_encodes_the_same_texts_as_the_pipeline(tmp_path: Path) -> None:
+    from bench.run import main
+
+    seed = PROJECT_ROOT / "annotations" / "seed"
+    out = tmp_path / "latest.json"
+    assert main(["--municipalities", "1", "--utterances-per-interview", "6", "--encoder", "hash", "--floor", "separate",
+                 "--annotations", *(str(seed / f"{name}.jsonl") for name in ("BE", "MK", "RL")),
+                 "--no-train-cache", "--out", str(out)]) == 0
+    scale = json.loads(out.read_text(encoding="utf-8"))["scales"][0]
+    assert scale["floor_method"] == "separate" and scale["encoder_id"].startswith("bench-hash")
+    assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > scale["n_utterances"]
