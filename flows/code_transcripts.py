@@ -195,7 +195,22 @@ def run_code_transcripts(config: RunConfig) -> dict[str, object]:
 
     Raises :class:`~pipeline.errors.ConfigError` for Dask on a SQLite store.
     """
-    return code_transcripts.with_options(task_runner=task_runner_for(config))(config)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from pydantic import SecretStr
+
+    # pin the URL where the run starts: workers elsewhere need not have CODEER_DB set
+    config = config.model_copy(update={"database_url": SecretStr(config.url)})
+    run = code_transcripts.with_options(task_runner=task_runner_for(config))
+    if not config.uses_dask or PREFECT_API_URL.value():
+        return run(config)
+    # Without a server each local worker process would start a temporary Prefect server of its
+    # own on the same database: start this process's one now and hand its address to the workers.
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        return run(config)
 
 
 def write_summary(summary: dict[str, object], out_dir: Path) -> Path:

@@ -86,12 +86,16 @@ def task_runner_for(config: RunConfig):  # type: ignore[no-untyped-def]
             "Dask workers are separate processes (often on other machines) and cannot share a SQLite database. "
             "Give a PostgreSQL database with --db postgresql+psycopg://user:password@host/codeer (or CODEER_DB), "
             "or run without --dask-address/--dask-workers.")
+    from prefect.settings import PREFECT_API_URL
     from prefect_dask import DaskTaskRunner
 
     if config.dask_address:
+        if not PREFECT_API_URL.value():
+            raise ConfigError(
+                "Dask workers on other machines report to Prefect: start 'prefect server start --host 0.0.0.0' on "
+                "this machine and set PREFECT_API_URL=http://<this machine>:4200/api here and on every worker.")
         return DaskTaskRunner(address=config.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": config.dask_workers, "threads_per_worker": 1,
-                                          "processes": True, "dashboard_address": None})
+    return DaskTaskRunner(cluster_kwargs={"n_workers": config.dask_workers, "threads_per_worker": 1, "processes": True})
 
 
 # Resources are loaded once per process (a flow run, or a Dask worker), not per task; the lock

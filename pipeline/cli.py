@@ -407,7 +407,9 @@ def _prefect_environment(home: Path) -> None:
     import os
 
     if not os.environ.get("PREFECT_API_URL"):
-        os.environ.setdefault("PREFECT_HOME", str((home / ".prefect").resolve()))
+        prefect_home = (home / ".prefect").resolve()
+        prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last folder
+        os.environ.setdefault("PREFECT_HOME", str(prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # the first start of an ephemeral server migrates its database: give it time on slow machines
