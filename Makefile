@@ -27,3 +27,15 @@ corpus: install
 
 clean:
 	rm -rf demo-workspace .pytest_cache
+
+# Benchmarks (issue 8): bench/README.md says what the figures mean.
+# `make bench` measures a quarter of the demo size (quick); SCALE=1 is the demo size.
+SCALE ?= 0.25
+BENCH_SCALES ?= 1,10,50
+.PHONY: bench bench-scale
+
+bench: install
+	$(BIN)/python -m bench.run --scale $(SCALE)
+
+bench-scale: install
+	$(BIN)/python -m bench.run --scale $(BENCH_SCALES) --out bench/results/scale-latest.json

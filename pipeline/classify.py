@@ -465,17 +465,21 @@ def code_rows(ids: Sequence[str], X: np.ndarray, model: CodingModel, model_id: s
             best_facet = int(np.argmax(facet_p[k]))
             facets.setdefault(i, []).append((code, facet_classes[best_facet], float(facet_p[k, best_facet])))
     rows = []
-    blocks = [code.id for code in codebook.codes if code.kind == "building_block"]
+    # per batch, not per row: which code columns make up each building block (issue 8)
+    block_of = {code: codebook.building_block(code) for code in model.codes}
+    blocks = [(code.id, np.array([j for j, c in enumerate(model.codes) if block_of[c] == code.id], dtype=int))
+              for code in codebook.codes if code.kind == "building_block"]
+    tops = proba.max(axis=1) if proba.shape[1] else np.zeros(len(ids))
+    nears = np.any(np.abs(proba - model.thresholds) < margin, axis=1)
     for i, row_id in enumerate(ids):
         scores = {code: float(p) for code, p in zip(model.codes, proba[i], strict=True)}
         predicted = [model.codes[j] for j in np.flatnonzero(predicted_mask[i])]
-        for block in blocks:
-            children = [c for c in model.codes if codebook.building_block(c) == block]
-            scores[block] = max((scores[c] for c in children), default=0.0)
-            if any(c in predicted for c in children):
+        for block, columns in blocks:
+            scores[block] = float(proba[i, columns].max()) if len(columns) else 0.0
+            if len(columns) and predicted_mask[i, columns].any():
                 predicted.append(block)
-        top = max(proba[i]) if len(proba[i]) else 0.0
-        near = bool(np.any(np.abs(proba[i] - model.thresholds) < margin))
+        top = float(tops[i])
+        near = bool(nears[i])
         unsure_direction = any(p < 0.5 for _, _, p in by_row.get(i, []))
         review = (top < review_threshold and top > 1 - review_threshold) or near or unsure_direction
         rows.append(CodedRow(

@@ -61,6 +61,11 @@ def ingest_file(
     """
     try:
         transcript = load_transcript(path, source=source, metadata=metadata, speaker_aliases=speaker_aliases)
+        active = store.active_version(transcript.source)
+        if active is not None and active[0] == transcript.transcript_id:
+            # the same content is stored already: skip segmenting, the costly part (issue 8)
+            logger.info("%s: unchanged (%d utterances)", source, active[1])
+            return IngestResult(str(path), "unchanged", transcript.transcript_id, active[1])
         utterances = segment_transcript(transcript, segmenter)
         status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
     except CodeerError as err:

@@ -47,12 +47,13 @@ def predictions_for(rows, loaded: LoadedModel) -> list[Prediction]:  # type: ign
     """Store rows for coded utterances: every code's probability; direction and facet for
     the predicted ones."""
     predictions = []
+    stored = set(loaded.model.codes)
     for row in rows:
         direction = {code: (label, p) for code, label, p in row.direction}
         facet = {code: label for code, label, _ in row.facet}
         predicted = set(row.predicted)
         for code, p in row.codes:
-            if code not in loaded.model.codes:
+            if code not in stored:
                 continue  # building blocks are derived, not stored
             label, direction_p = direction.get(code, (None, None))
             predictions.append(Prediction(row.id, loaded.model_id, code, p, code in predicted, label, direction_p,

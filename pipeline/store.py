@@ -327,16 +327,23 @@ class Store:
     def save_predictions(self, predictions: Sequence[Prediction]) -> int:
         """Insert or replace predictions (one transaction); return how many were written."""
         p = self.predictions
+        stamp = now()
         rows = [{"utterance_id": x.utterance_id, "model_id": x.model_id, "code": x.code,
                  "probability": float(x.probability), "predicted": bool(x.predicted), "direction": x.direction,
                  "direction_p": None if x.direction_p is None else float(x.direction_p), "facet": x.facet,
-                 "created_at": now()} for x in predictions]
+                 "created_at": stamp} for x in predictions]
         if not rows:
             return 0
+        by_model: dict[str, list[str]] = {}
+        for row in rows:
+            by_model.setdefault(row["model_id"], []).append(row["utterance_id"])
         with self.transaction() as connection:
-            keys = {(r["utterance_id"], r["model_id"]) for r in rows}
-            for utterance_id, model_id in keys:
-                connection.execute(p.delete().where(p.c.utterance_id == utterance_id, p.c.model_id == model_id))
+            # one DELETE per 500 utterances, not one per utterance (issue 8)
+            for model_id, utterance_ids in by_model.items():
+                unique = list(dict.fromkeys(utterance_ids))
+                for start in range(0, len(unique), 500):
+                    connection.execute(p.delete().where(p.c.model_id == model_id,
+                                                        p.c.utterance_id.in_(unique[start : start + 500])))
             for start in range(0, len(rows), 1000):
                 connection.execute(p.insert(), rows[start : start + 1000])
         return len(rows)
@@ -535,24 +542,26 @@ class Store:
         were new. One transaction.
         """
         r = self.review_items
-        n_new = 0
         with self.transaction() as connection:
             ids = [item.item_id for item in items]
             existing: dict[str, str] = {}
             for start in range(0, len(ids), 500):
                 existing.update(connection.execute(
                     sa.select(r.c.id, r.c.status).where(r.c.id.in_(ids[start:start + 500]))).tuples().all())
+            new_rows = []
             for item in items:
                 values = {"priority": item.priority, "reasons": json.dumps(list(item.reasons)),
                           "uncertainty": item.uncertainty, "impact": item.impact}
                 status = existing.get(item.item_id)
                 if status is None:
-                    connection.execute(r.insert().values(
-                        id=item.item_id, utterance_id=item.utterance_id, model_id=item.model_id,
-                        status=item.status.value, version=0, created_at=item.created_at, **values))
-                    n_new += 1
+                    new_rows.append({"id": item.item_id, "utterance_id": item.utterance_id, "model_id": item.model_id,
+                                     "status": item.status.value, "version": 0, "created_at": item.created_at,
+                                     **values})
                 elif status == ReviewStatus.PENDING:
                     connection.execute(r.update().where(r.c.id == item.item_id).values(**values))
+            for start in range(0, len(new_rows), 1000):  # one multi-row insert per 1000 items (issue 8)
+                connection.execute(r.insert(), new_rows[start : start + 1000])
+            n_new = len(new_rows)
         return n_new
 
     def retire_review_items(self, utterance_ids: Iterable[str], *, keep_model_id: str, user: str, at: str,
@@ -903,6 +912,18 @@ class Store:
                               int(row["version_after"]), bool(row["undone"]), row["note"] or "",
                               row["codebook_version"] or "")
 
+    # incremental runs and streaming at scale (issue 8) ---------------------------------------
+    def active_version(self, source: str) -> tuple[str, int] | None:
+        """``(transcript id, n utterances)`` of the active version of ``source``, or None."""
+        t, u = self.transcripts, self.utterances
+        with self.engine.connect() as connection:
+            active = connection.execute(
+                sa.select(t.c.id).where(t.c.source == source, t.c.status == "active")).scalar_one_or_none()
+            if active is None:
+                return None
+            n = connection.execute(sa.select(sa.func.count()).select_from(u).where(u.c.transcript_id == active))
+            return str(active), int(n.scalar_one())
+
 
 def _utterance_row(utterance: Utterance) -> dict[str, object]:
     return {
@@ -961,6 +982,8 @@ class EmbeddingCache:
         self.path = path
         self._connection = sqlite3.connect(str(path), timeout=30)
         self._connection.execute("PRAGMA journal_mode=WAL")
+        # a cache: losing the last commits on power loss only costs re-encoding (issue 8)
+        self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.execute(
             "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, encoder_id TEXT NOT NULL, "
             "dim INTEGER NOT NULL, dtype TEXT NOT NULL, checksum TEXT NOT NULL, vector BLOB NOT NULL)")

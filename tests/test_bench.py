@@ -1,0 +1,138 @@
+"""The benchmark (issue 8): the load corpus, the incremental and streaming paths it relies on,
+and a smoke run at a tiny size. No timing is asserted anywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.make_load import make_corpus, municipality_names, question_variant, respondent_suffix, sentence_variant
+from pipeline.ingest import ingest_paths
+from pipeline.records import Prediction
+from pipeline.segment import Segmenter
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_NAMES = {"Eschveld", "Hulsterlo", "Kerkeloo", "Lemmerbroek", "Ravenhorst", "Sonnevelde", "Vennebroek", "Zandeloo"}
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_make_load_is_deterministic_by_seed(tmp_path: Path, segmenter: Segmenter) -> None:
+    first = make_corpus(2, tmp_path / "a", seed=3, segmenter=segmenter, utterances_per_interview=15)
+    make_corpus(2, tmp_path / "b", seed=3, segmenter=segmenter, utterances_per_interview=15)
+    make_corpus(2, tmp_path / "c", seed=4, segmenter=segmenter, utterances_per_interview=15)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert _files(tmp_path / "a") != _files(tmp_path / "c")
+    assert first.n_interviews == 4 and first.n_sentences == 60
+    assert len(set(first.municipalities)) == 2 and not set(first.municipalities) & DEMO_NAMES
+
+
+def test_make_load_writes_ingestable_transcripts_with_metadata(tmp_path: Path, segmenter: Segmenter,
+                                                               any_store) -> None:  # type: ignore[no-untyped-def]
+    corpus = make_corpus(2, tmp_path / "load", seed=1, segmenter=segmenter, utterances_per_interview=12)
+    report = ingest_paths([corpus.out_dir], any_store, segmenter, metadata_file=corpus.metadata_file)
+    assert not report.failed and report.count("new") == 4
+    stored = {(t.municipality, t.respondent, t.role) for t in any_store.list_transcripts()}
+    assert stored == {(corpus.municipalities[0], "BAA", "beleidsmedewerker"), (corpus.municipalities[0], "MAA", "manager"),
+                      (corpus.municipalities[1], "BAB", "beleidsmedewerker"), (corpus.municipalities[1], "MAB", "manager")}
+    utterances = list(any_store.iter_utterances())
+    assert len(utterances) >= 4 * 12 - 4  # noise like "(lacht)" may fold into a neighbour
+    assert all(u.question for u in utterances)
+    text = "\n".join(_files(corpus.out_dir).values())
+    assert "fictief" in text and not any(name in text for name in DEMO_NAMES)
+
+
+def test_make_load_refuses_a_folder_with_other_files(tmp_path: Path, segmenter: Segmenter) -> None:
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not empty"):
+        make_corpus(1, tmp_path, segmenter=segmenter, utterances_per_interview=5)
+
+
+@pytest.mark.parametrize("variant", [sentence_variant, question_variant])
+def test_variants_stay_distinct_far_past_50x(variant) -> None:  # type: ignore[no-untyped-def]
+    texts = [variant("Wij evalueren elk project na afloop.", k) for k in range(400)]
+    assert len(set(texts)) == 400
+    assert texts[0] == "Wij evalueren elk project na afloop."
+
+
+def test_names_and_codes_are_unique_at_the_scale_of_the_netherlands() -> None:
+    names = municipality_names(1000)
+    assert len(set(names)) == 1000
+    codes = [respondent_suffix(i) for i in range(1000)]
+    assert len(set(codes)) == 1000 and codes[:2] == ["AA", "AB"]
+
+
+def test_ingest_skips_segmenting_unchanged_files(tmp_path: Path, segmenter: Segmenter, any_store,  # type: ignore[no-untyped-def]
+                                                 interview_file: Path) -> None:
+    calls = []
+
+    class CountingNlp:
+        def pipe(self, texts):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            return segmenter.nlp.pipe(texts)  # type: ignore[attr-defined]
+
+    counting = Segmenter(CountingNlp(), segmenter.name, segmenter.window)
+    first = ingest_paths([interview_file], any_store, counting)
+    second = ingest_paths([interview_file], any_store, counting)
+    assert [r.status for r in first.results] == ["new"] and [r.status for r in second.results] == ["unchanged"]
+    assert len(calls) == 1
+    assert second.results[0].n_utterances == first.results[0].n_utterances > 0
+    assert second.results[0].transcript_id == first.results[0].transcript_id
+
+
+def test_unpredicted_utterances_are_streamed_in_order_without_the_done_ones(tmp_path: Path, segmenter: Segmenter,
+                                                                           any_store, interview_file: Path) -> None:  # type: ignore[no-untyped-def]
+    ingest_paths([interview_file], any_store, segmenter)
+    everything = list(any_store.iter_utterances())
+    any_store.save_predictions([Prediction(everything[0].utterance_id, "m1", "analyse", 0.9, True, "+", 0.8, None)])
+    pending = list(any_store.iter_pending_utterances("m1"))
+    assert [u.utterance_id for u in pending] == [u.utterance_id for u in everything[1:]]
+    assert [u.utterance_id for u in any_store.iter_pending_utterances("other")] == [u.utterance_id for u in everything]
+    # a new version of the file supersedes the old one: only its utterances are pending
+    interview_file.write_text(interview_file.read_text(encoding="utf-8") + "\nRespondent: Nog één ding.\n", encoding="utf-8")
+    ingest_paths([interview_file], any_store, segmenter)
+    active = {u.utterance_id for u in any_store.iter_utterances()}
+    assert {u.utterance_id for u in any_store.iter_pending_utterances("m1")} <= active
+
+
+def test_save_predictions_replaces_an_utterance_s_predictions_of_one_model(tmp_path: Path, segmenter: Segmenter,
+                                                                          any_store, interview_file: Path) -> None:  # type: ignore[no-untyped-def]
+    ingest_paths([interview_file], any_store, segmenter)
+    first, second = list(any_store.iter_utterances())[:2]
+    any_store.save_predictions([Prediction(first.utterance_id, "m1", code, 0.2, False, None, None, None)
+                                  for code in ("analyse", "experimenteren")]
+                                 + [Prediction(second.utterance_id, "m2", "analyse", 0.7, True, "-", 0.6, None)])
+    any_store.save_predictions([Prediction(first.utterance_id, "m1", "analyse", 0.9, True, "+", 0.8, None)])
+    stored = any_store.predictions_by_utterance("m1", [first.utterance_id])[first.utterance_id]
+    assert [(p.code, p.probability) for p in stored] == [("analyse", 0.9)]
+    assert any_store.predictions_by_utterance("m2", [second.utterance_id])[second.utterance_id][0].probability == 0.7
+
+
+def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from bench.run import main
+
+    seed = PROJECT_ROOT / "annotations" / "seed"
+    out = tmp_path / "results" / "latest.json"
+    assert main(["--municipalities", "1", "--utterances-per-interview", "8", "--encoder", "use", "--train-splits", "3",
+                 "--annotations", *(str(seed / f"{name}.jsonl") for name in ("BE", "MK", "RL")),
+                 "--no-train-cache", "--out", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    for key in ("n_utterances", "raw_encode_s", "pipeline_cold_s", "pipeline_warm_s", "overhead_ratio", "warm_ratio",
+                "stages", "peak_rss_mb", "utterances_per_s", "machine", "git_commit"):
+        assert key in report, key
+    assert {"cpu_count", "torch_threads", "device"} <= set(report["machine"])
+    assert {"ingest", "segment", "embed", "classify", "codings", "rate"} <= set(report["stages"])
+    scale = report["scales"][0]
+    assert report["n_utterances"] == scale["n_utterances"] >= 12
+    assert scale["counts"]["utterances_classified"] == report["n_utterances"]
+    # the warm re-run finds every file unchanged and nothing left to classify or encode
+    assert scale["warm_counts"]["transcripts_unchanged"] == 2 and scale["warm_counts"]["transcripts_new"] == 0
+    assert scale["warm_counts"]["utterances_classified"] == 0 and scale["warm_counts"]["texts_encoded"] == 0
+    # the floor encodes what the pipeline encoded: its unique texts and questions
+    assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > report["n_utterances"]
+    printed = capsys.readouterr().out
+    assert "overhead" in printed and "warm/cold" in printed and str(out) in printed
