@@ -170,12 +170,13 @@ def test_flows_is_transient(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
 
 
-def test_flows_dask_refuses_sqlite(flow_model: Path, small_demo_corpus: Path, tmp_path: Path) -> None:
-    config = _config(tmp_path / "home", small_demo_corpus, flow_model, dask_workers=2)
+def test_flows_dask_refuses_sqlite(small_demo_corpus: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path / "home", small_demo_corpus, tmp_path / "model", dask_workers=2)
     with pytest.raises(ConfigError, match="cannot share a SQLite database.*postgresql"):
         run_code_transcripts(config)
     with pytest.raises(ValueError, match="not both"):
-        _config(tmp_path / "home", small_demo_corpus, flow_model, dask_workers=2, dask_address="tcp://127.0.0.1:8786")
+        _config(tmp_path / "home", small_demo_corpus, tmp_path / "model", dask_workers=2,
+                dask_address="tcp://127.0.0.1:8786")
 
 
 def test_flows_cli_run_dask_on_sqlite_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
