@@ -49,8 +49,13 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
     from pipeline.ingest import ingest_file
     from pipeline.transcripts import metadata_for
 
-    result = ingest_file(Path(path), source, store_for(config.url), segmenter_for(config.window),
-                         metadata=metadata_for(Path(path), {}, None))
+    try:
+        metadata = metadata_for(Path(path), {}, None)
+    except CodeerError as err:  # a broken metadata.csv fails its files like broken transcripts
+        result = IngestResult(path, "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
+    else:
+        result = ingest_file(Path(path), source, store_for(config.url), segmenter_for(config.window),
+                             metadata=metadata)
     if result.status == "failed":
         return Failed(message=f"{source}: {result.reason}", data=result)  # type: ignore[return-value]
     return result

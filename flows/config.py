@@ -19,7 +19,7 @@ class RunConfig(BaseModel):
     """
 
     folders: list[Path] = Field(default_factory=list, description="Input folders (or files) with transcripts.")
-    home: Path = Field(Path("."), description="Workspace: codeer.db, models/, reports/, cache/.")
+    home: Path = Field(Path("."), validate_default=True, description="Workspace: codeer.db, models/, reports/, cache/.")
     database_url: SecretStr | None = Field(
         None, description="SQLAlchemy URL; default $CODEER_DB where the flow runs, else sqlite:///<home>/codeer.db.")
     model: str = Field("current", description="current, a model id, or a model folder.")

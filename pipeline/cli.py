@@ -510,6 +510,9 @@ def schedule(obj: Context, folders: tuple[Path, ...], cron: str, timezone: str, 
     from prefect.client.orchestration import get_client
     from prefect.settings import get_current_settings
 
+    from flows.code_transcripts import nightly_schedule, serve_nightly
+
+    nightly_schedule(cron, timezone)  # a bad schedule is an error before any server is asked
     api_url = get_current_settings().api.url
     if not api_url:
         raise click.ClickException(
@@ -520,8 +523,6 @@ def schedule(obj: Context, folders: tuple[Path, ...], cron: str, timezone: str, 
     if problem is not None:
         raise click.ClickException(f"the Prefect server at {api_url} does not answer ({problem}). "
                                    "Is 'prefect server start' running?")
-    from flows.code_transcripts import serve_nightly
-
     config = _run_config(obj, folders, model=model_ref, fictional=fictional, dask_address=dask_address,
                          dask_workers=dask_workers, cache_dir=cache_dir)
     click.echo(f"serving deployment 'nightly/{name}' ({cron}, {timezone}) on {api_url}; Ctrl-C stops it")

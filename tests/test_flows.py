@@ -170,19 +170,24 @@ def test_flows_is_transient(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
 
 
-def test_flows_dask_refuses_sqlite(flow_model: Path, small_demo_corpus: Path, tmp_path: Path) -> None:
-    config = _config(tmp_path / "home", small_demo_corpus, flow_model, dask_workers=2)
+def test_flows_dask_refuses_sqlite(small_demo_corpus: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path / "home", small_demo_corpus, tmp_path / "model", dask_workers=2)
     with pytest.raises(ConfigError, match="cannot share a SQLite database.*postgresql"):
         run_code_transcripts(config)
     with pytest.raises(ValueError, match="not both"):
-        _config(tmp_path / "home", small_demo_corpus, flow_model, dask_workers=2, dask_address="tcp://127.0.0.1:8786")
+        _config(tmp_path / "home", small_demo_corpus, tmp_path / "model", dask_workers=2,
+                dask_address="tcp://127.0.0.1:8786")
 
 
-def test_flows_cli_run_dask_on_sqlite_is_an_error(tmp_path: Path) -> None:
+def test_flows_cli_run_dask_on_sqlite_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from pipeline.cli import cli
 
+    # what 'codeer run' sets in the environment, undone after the test
+    for name, value in {"PREFECT_HOME": str(tmp_path / ".prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                        "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}.items():
+        monkeypatch.setenv(name, os.environ.get(name, value))
     result = CliRunner().invoke(cli, ["--home", str(tmp_path), "run", "--dask-workers", "2", str(tmp_path)])
     assert result.exit_code == 1
     assert "Error: Dask workers are separate processes" in result.output and "--db postgresql" in result.output
@@ -258,7 +263,7 @@ def test_flows_nightly_deployment_runs_on_a_real_server(flow_model: Path, small_
     api_url = f"http://127.0.0.1:{port}/api"
     home = tmp_path / "home"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api_url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", "PREFECT_RUNNER_POLL_FREQUENCY": "1",
            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("CODEER_DB", None)
     server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
@@ -283,7 +288,7 @@ def test_flows_nightly_deployment_runs_on_a_real_server(flow_model: Path, small_
             assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
                 "0 2 * * *", "Europe/Amsterdam", True)
             assert deployment.parameters["config"]["model"] == str(flow_model)
-            flow_run = run_deployment(f"nightly/{DEPLOYMENT_NAME}", timeout=240)
+            flow_run = run_deployment(f"nightly/{DEPLOYMENT_NAME}", timeout=240, poll_interval=1)
             assert flow_run.state.is_completed(), f"{flow_run.state}\n{serve_log.read_text(errors='replace')[-3000:]}"
         store = open_store(f"sqlite:///{home / 'codeer.db'}")
         assert len(store.list_transcripts()) == 3
