@@ -32,10 +32,11 @@ clean:
 # `make bench` measures a quarter of the demo size (quick); SCALE=1 is the demo size.
 SCALE ?= 0.25
 BENCH_SCALES ?= 1,10,50
+BENCH_ARGS ?=
 .PHONY: bench bench-scale
 
 bench: install
-	$(BIN)/python -m bench.run --scale $(SCALE)
+	$(BIN)/python -m bench.run --scale $(SCALE) $(BENCH_ARGS)
 
 bench-scale: install
-	$(BIN)/python -m bench.run --scale $(BENCH_SCALES) --out bench/results/scale-latest.json
+	$(BIN)/python -m bench.run --scale $(BENCH_SCALES) $(BENCH_ARGS)

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -36,14 +37,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-TRAIN_CACHE = PROJECT_ROOT / "bench" / ".cache" / "train-embeddings.sqlite"
+TRAIN_CACHE_DIR = PROJECT_ROOT / "bench" / ".cache"
 CPU_ONLY_NOTE = "the packaged encoders (e5, use, e5+use) run on the CPU only; --device cuda needs a sentence-transformers model"
 
 logger = logging.getLogger(__name__)
@@ -86,32 +87,55 @@ class _TimedNlp:
 
 
 class _TimedEncoder:
-    """Wraps an encoder to add up the time spent inside ``encode`` (the model's own work)."""
+    """Wraps an encoder to add up the time spent inside ``encode`` (the model's own work).
 
-    def __init__(self, encoder: Any) -> None:
+    With ``paired``, every batch is also encoded once more by the bare encoder, timed apart:
+    the floor, measured on the same texts, in the same batches and under the same load as the
+    pipeline's own call. The two calls alternate in order, so neither gains from going second.
+    """
+
+    def __init__(self, encoder: Any, *, paired: bool = False) -> None:
         self.encoder = encoder
         self.encoder_id = encoder.encoder_id
         self.dim = encoder.dim
         self.supports_cuda = encoder.supports_cuda
+        self.paired = paired
         self.seconds = 0.0
+        self.floor_seconds = 0.0
+        self.floor_cpu_seconds = 0.0
+        self.n_floor_texts = 0
+        self._calls = 0
 
     def encode(self, texts: Sequence[str]) -> Any:
+        self._calls += 1
+        floor_first = self.paired and self._calls % 2 == 0
+        if floor_first:
+            self._floor(texts)
         started = time.perf_counter()
         try:
             return self.encoder.encode(texts)
         finally:
             self.seconds += time.perf_counter() - started
+            if self.paired and not floor_first:
+                self._floor(texts)
+
+    def _floor(self, texts: Sequence[str]) -> None:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        self.encoder.encode(list(texts))
+        self.floor_seconds += time.perf_counter() - started
+        self.floor_cpu_seconds += time.process_time() - cpu_started
+        self.n_floor_texts += len(texts)
 
 
-def _timed(encoder: Any) -> tuple[Any, list[_TimedEncoder]]:
+def _timed(encoder: Any, *, paired: bool = False) -> tuple[Any, list[_TimedEncoder]]:
     """The encoder with every part wrapped in a :class:`_TimedEncoder` (concatenations stay
     concatenations, so the embedding cache sees the same parts and ids)."""
     from pipeline.embed import ConcatEncoder
 
     if isinstance(encoder, ConcatEncoder):
-        parts = [_TimedEncoder(part) for part in encoder.parts]
+        parts = [_TimedEncoder(part, paired=paired) for part in encoder.parts]
         return ConcatEncoder(tuple(parts)), parts  # type: ignore[arg-type]
-    timed = _TimedEncoder(encoder)
+    timed = _TimedEncoder(encoder, paired=paired)
     return timed, [timed]
 
 
@@ -147,13 +171,17 @@ class PassResult:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     encoder_seconds: float = 0.0
+    floor_seconds: float = 0.0
+    floor_cpu_seconds: float = 0.0
+    n_floor_texts: int = 0
     stages: dict[str, float] = field(default_factory=dict)
     n_utterances: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
 
 def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segmenter: Any, loaded: Any,
-                 encoder: Any, codebook: Any, cache: Any, reports_dir: Path, *, batch_size: int) -> PassResult:
+                 encoder: Any, codebook: Any, cache: Any, reports_dir: Path, *, batch_size: int,
+                 paired_floor: bool = False) -> PassResult:
     """ingest → segment → embed → classify → rate over ``corpus_dir``, timed by stage.
 
     Parameters
@@ -168,6 +196,9 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
         Where the ratings and the report are written.
     batch_size : int
         Utterances per classification batch.
+    paired_floor : bool
+        Also measure the floor batch by batch (see :class:`_TimedEncoder`); its time is taken
+        out of the pass's times again.
 
     Returns
     -------
@@ -179,7 +210,7 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
 
     timed = _TimedNlp(segmenter.nlp)
     timed_segmenter = Segmenter(timed, segmenter.name, segmenter.window)
-    encoder, encoder_parts = _timed(encoder)
+    encoder, encoder_parts = _timed(encoder, paired=paired_floor)
     result = PassResult()
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -200,8 +231,12 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
     step = time.perf_counter()
     rated = rate_codings(codings, codebook, reports_dir, model_id=loaded.model_id, fictional=True)
     result.stages["rate"] = time.perf_counter() - step
-    result.seconds = time.perf_counter() - started
-    result.cpu_seconds = time.process_time() - cpu_started
+    result.floor_seconds = sum(part.floor_seconds for part in encoder_parts)
+    result.floor_cpu_seconds = sum(part.floor_cpu_seconds for part in encoder_parts)
+    result.n_floor_texts = encoder_parts[0].n_floor_texts
+    result.seconds = time.perf_counter() - started - result.floor_seconds
+    result.cpu_seconds = time.process_time() - cpu_started - result.floor_cpu_seconds
+    result.stages["embed"] -= result.floor_seconds
     result.encoder_seconds = sum(part.seconds for part in encoder_parts)
     result.stages["encoder"] = result.encoder_seconds
     result.stages = {name: round(value, 3) for name, value in result.stages.items()}
@@ -263,7 +298,7 @@ def raw_encode(store: Any, encoder: Any, *, batch_size: int = 64) -> tuple[float
 
 def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: str, device: str = "cpu",
             threads: int | None = None, batch_size: int = 2000, random_weights: bool = False,
-            profile: Path | None = None) -> dict[str, Any]:
+            profile: Path | None = None, floor: str = "paired") -> dict[str, Any]:
     """Measure one corpus in this process: load, cold pass, warm pass, raw encode, memory.
 
     Parameters
@@ -286,6 +321,9 @@ def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: 
         The encoder folder holds no weights: initialise them at random (throughput only).
     profile : Path, optional
         Write a pyinstrument profile of the cold pass to this ``.html`` (and ``.txt``) file.
+    floor : {"paired", "separate"}
+        ``paired``: the floor is measured batch by batch beside the cold pass (steady on a
+        shared machine); ``separate``: in a pass of its own after the pipeline.
 
     Returns
     -------
@@ -317,7 +355,7 @@ def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: 
 
         profiler = Profiler(interval=0.005)
         profiler.start()
-    cold = run_pipeline(*args, batch_size=batch_size)
+    cold = run_pipeline(*args, batch_size=batch_size, paired_floor=floor == "paired")
     if profiler is not None:
         profiler.stop()
         profile.parent.mkdir(parents=True, exist_ok=True)
@@ -326,7 +364,10 @@ def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: 
     rss_after_cold = current_rss_mb()
     warm = run_pipeline(*args, batch_size=batch_size)
     pipeline_peak = peak_rss_mb()
-    raw_seconds, raw_cpu_seconds, n_texts = raw_encode(store, encoder)
+    if floor == "paired":
+        raw_seconds, raw_cpu_seconds, n_texts = cold.floor_seconds, cold.floor_cpu_seconds, cold.n_floor_texts
+    else:
+        raw_seconds, raw_cpu_seconds, n_texts = raw_encode(store, encoder)
     # the fresh cache holds one entry per distinct text the pipeline encoded, per encoder part
     n_cached = len(cache) // len(getattr(encoder, "parts", (encoder,)))
     store.close()
@@ -336,6 +377,7 @@ def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: 
     return {
         "n_utterances": n,
         "n_transcripts": cold.counts["transcripts_new"],
+        "floor_method": floor,
         "n_texts_encoded_raw": n_texts,
         "n_texts_encoded_pipeline": n_cached,
         "raw_encode_s": round(raw_seconds, 3),
@@ -347,6 +389,7 @@ def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: 
         "pipeline_cold_cpu_s": round(cold.cpu_seconds, 3),
         "overhead_ratio_cpu": round(cold.cpu_seconds / raw_cpu_seconds, 3) if raw_cpu_seconds else None,
         "encoder_in_pipeline_s": round(cold.encoder_seconds, 3),
+        "overhead_ratio_same_pass": round(cold.seconds / cold.encoder_seconds, 3) if cold.encoder_seconds else None,
         "codeer_own_s": round(cold.seconds - cold.encoder_seconds, 3),
         "codeer_own_ms_per_utterance": round(1000 * (cold.seconds - cold.encoder_seconds) / n, 3) if n else None,
         "stages": cold.stages,
@@ -410,27 +453,42 @@ def materialise_random_weights(folder: Path, seed: int = 0) -> Path:
 
 
 def train_bench_model(models_dir: Path, *, encoder_name: str, device: str = "cpu", threads: int | None = None,
-                      annotation_paths: Sequence[Path] | None = None, n_splits: int = 5,
-                      cache_path: Path | None = TRAIN_CACHE, random_weights: bool = False) -> tuple[Path, float]:
+                      annotation_paths: Sequence[Path] | None = None, n_splits: int = 2,
+                      cache_dir: Path | None = TRAIN_CACHE_DIR, random_weights: bool = False) -> tuple[Path, float]:
     """Train the model the benchmark codes with (not timed as pipeline work).
 
-    Returns ``(model folder, seconds)``. The training embeddings are cached in ``cache_path``
-    (a file of its own, never the benchmark workspace's cache) so repeated runs train fast.
+    Returns ``(model folder, seconds)``. With ``cache_dir``, the training embeddings are cached
+    there (a file of its own, never the benchmark workspace's cache) and so is the trained
+    model, keyed by the annotations, the encoder, the training settings and the code of the
+    classifier, so that repeated runs start at once.
     """
     from pipeline.codebook import load_codebook
     from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, seed_annotations, train_model
+    from pipeline.training import TrainingConfig, annotations_sha256, seed_annotations, train_model
 
     started = time.perf_counter()
     codebook = load_codebook()
     encoder = load_bench_encoder(encoder_name, device=device, threads=threads, random_weights=random_weights)
     annotations = seed_annotations(codebook, list(annotation_paths) if annotation_paths else None)
-    cache = EmbeddingCache(cache_path) if cache_path else None
-    label = encoder_name if not random_weights else "random-weights"
+    config = TrainingConfig(encoder=encoder_name if not random_weights else "random-weights", n_splits=n_splits)
+    digest = hashlib.sha256()
+    for part in (annotations_sha256(annotations), encoder.encoder_id, codebook.version,
+                 json.dumps(asdict(config), sort_keys=True)):
+        digest.update(part.encode("utf-8") + b"\0")
+    for module in ("classify.py", "training.py", "models.py"):
+        digest.update((PROJECT_ROOT / "pipeline" / module).read_bytes())
+    cached = cache_dir / "models" / digest.hexdigest()[:16] if cache_dir else None
+    if cached is not None and (cached / "card.json").is_file():
+        target = models_dir / json.loads((cached / "card.json").read_text(encoding="utf-8"))["model_id"]
+        shutil.copytree(cached, target)
+        return target, time.perf_counter() - started
+    cache = EmbeddingCache(cache_dir / "train-embeddings.sqlite") if cache_dir else None
     result = train_model(annotations, codebook, models_dir=models_dir, cache=cache, encoder=encoder, force=True,
-                         config=TrainingConfig(encoder=label, n_splits=n_splits))
+                         config=config)
     if cache is not None:
         cache.close()
+    if cached is not None:
+        shutil.copytree(result.path, cached)
     return result.path, time.perf_counter() - started
 
 
@@ -502,12 +560,13 @@ def _num(value: float | None, width: int, digits: int) -> str:
 def format_table(results: Sequence[dict[str, Any]], machine: dict[str, Any]) -> str:
     """The results as a plain-text table, one row per scale, then the stages of each."""
     head = (f"{'scale':>6} {'utterances':>10} {'raw s':>8} {'cold s':>8} {'warm s':>7} {'overhead':>8} "
-            f"{'(cpu)':>6} {'warm/cold':>9} {'ms/utt':>7} {'own ms/utt':>10} {'utt/s':>7} {'peak MB':>8}")
+            f"{'(cpu)':>6} {'(pass)':>6} {'warm/cold':>9} {'ms/utt':>7} {'own ms/utt':>10} {'utt/s':>7} {'peak MB':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(f"{r['label']:>6} {r['n_utterances']:>10} {r['raw_encode_s']:>8.1f} {r['pipeline_cold_s']:>8.1f} "
                      f"{r['pipeline_warm_s']:>7.2f} {_num(r['overhead_ratio'], 8, 3)} "
-                     f"{_num(r['overhead_ratio_cpu'], 6, 2)} {_num(r['warm_ratio'], 9, 4)} "
+                     f"{_num(r['overhead_ratio_cpu'], 6, 2)} {_num(r.get('overhead_ratio_same_pass'), 6, 3)} "
+                     f"{_num(r['warm_ratio'], 9, 4)} "
                      f"{r['ms_per_utterance']:>7.1f} {r['codeer_own_ms_per_utterance']:>10.2f} "
                      f"{r['utterances_per_s']:>7.1f} {r['peak_rss_mb']:>8.0f}")
     lines.append("")
@@ -517,6 +576,8 @@ def format_table(results: Sequence[dict[str, Any]], machine: dict[str, Any]) -> 
         lines.append(f"{r['label']} cold stages (s): {cold}")
         lines.append(f"{r['label']} warm stages (s): {warm}")
     lines.append("")
+    lines.append("overhead: cold / raw encode (wall clock); (cpu): the same in CPU seconds; (pass): cold / the time "
+                 "inside the encoder during the cold pass")
     lines.append(f"encoder {results[0]['encoder_id']} on {machine['device']}; segmenter {results[0]['segmenter']}; "
                  f"{machine['cpu_count']} CPUs, encoder threads {machine['encoder_threads']}, "
                  f"torch threads {machine.get('torch_threads')}")
@@ -531,7 +592,7 @@ def format_table(results: Sequence[dict[str, Any]], machine: dict[str, Any]) -> 
 def _child(args: argparse.Namespace) -> int:
     result = measure(args.measure, args.model, args.work, encoder_name=args.encoder, device=args.device,
                      threads=args.threads, batch_size=args.batch_size, random_weights=args.random_weights,
-                     profile=args.profile)
+                     profile=args.profile, floor=args.floor)
     args.result.write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0
 
@@ -546,7 +607,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         model_dir, train_seconds = train_bench_model(
             base / "models", encoder_name=args.encoder, device=args.device, threads=args.threads,
             annotation_paths=args.annotations, n_splits=args.train_splits,
-            cache_path=None if args.no_train_cache else TRAIN_CACHE, random_weights=args.random_weights)
+            cache_dir=None if args.no_train_cache else TRAIN_CACHE_DIR, random_weights=args.random_weights)
         results = []
         for scale in args.scale:
             n_municipalities = args.municipalities or max(1, round(scale * DEMO_MUNICIPALITIES))
@@ -561,7 +622,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                   file=sys.stderr, flush=True)
             command = [sys.executable, "-m", "bench.run", "--measure", str(corpus_dir), "--model", str(model_dir),
                        "--work", str(work_dir), "--result", str(result_file), "--encoder", args.encoder,
-                       "--device", args.device, "--batch-size", str(args.batch_size)]
+                       "--device", args.device, "--batch-size", str(args.batch_size), "--floor", args.floor]
             if args.threads:
                 command += ["--threads", str(args.threads)]
             if args.random_weights:
@@ -610,11 +671,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--random-weights", action="store_true",
                         help="the --encoder folder has no weights: initialise them at random (throughput only)")
+    parser.add_argument("--floor", choices=["paired", "separate"], default="paired",
+                        help="measure the raw encoder beside each batch of the cold pass (default) or in a pass of "
+                             "its own")
     parser.add_argument("--threads", type=int, default=None, help="encoder threads (default: every core)")
     parser.add_argument("--batch-size", type=int, default=2000, help="utterances per classification batch")
     parser.add_argument("--annotations", type=Path, nargs="*", default=None, help="training annotations (default: seed)")
-    parser.add_argument("--train-splits", type=int, default=5, help="cross-validation folds when training")
-    parser.add_argument("--no-train-cache", action="store_true", help=f"do not reuse {TRAIN_CACHE.name}")
+    parser.add_argument("--train-splits", type=int, default=2,
+                        help="outer cross-validation folds when training (only the model card's scores use them)")
+    parser.add_argument("--no-train-cache", action="store_true",
+                        help="train from scratch, without the cache of training embeddings and models in bench/.cache")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile of each cold pass (.html)")
     parser.add_argument("--keep", action="store_true", help="keep the corpora and workspaces")

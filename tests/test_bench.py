@@ -117,7 +117,7 @@ def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, ca
 
     seed = PROJECT_ROOT / "annotations" / "seed"
     out = tmp_path / "results" / "latest.json"
-    assert main(["--municipalities", "1", "--utterances-per-interview", "8", "--encoder", "use", "--train-splits", "3",
+    assert main(["--municipalities", "1", "--utterances-per-interview", "8", "--encoder", "use", "--train-splits", "2",
                  "--annotations", *(str(seed / f"{name}.jsonl") for name in ("BE", "MK", "RL")),
                  "--no-train-cache", "--out", str(out)]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
