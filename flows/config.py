@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 
 class RunConfig(BaseModel):
-    """Everything a run needs, validated once; picklable so it travels to Dask workers."""
+    """Everything a run needs, validated once; picklable so it travels to Dask workers.
+
+    The database URL is a secret: it is masked wherever Prefect or the ``runs`` table
+    records the parameters, so a served deployment leaves it out and reads ``CODEER_DB``
+    from the serving process instead.
+    """
 
     folders: list[Path] = Field(default_factory=list, description="Input folders (or files) with transcripts.")
-    home: Path = Field(Path("."), description="Workspace: codeer.db, models/, reports/, cache/.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/codeer.db.")
+    home: Path = Field(Path("."), validate_default=True, description="Workspace: codeer.db, models/, reports/, cache/.")
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL; default $CODEER_DB where the flow runs, else sqlite:///<home>/codeer.db.")
     model: str = Field("current", description="current, a model id, or a model folder.")
     codebook_version: str = Field("garvin2008")
+    encoder: str = Field("default", description="Encoder for a model trained by the flow (seed model, retraining).")
     encoder_threads: int | None = Field(None, ge=1)
     device: str = Field("cpu")
     batch_size: int = Field(2000, ge=1, description="Utterances per classification batch.")
@@ -24,40 +33,139 @@ class RunConfig(BaseModel):
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")
     min_new_corrections: int = Field(20, ge=1, description="Retrain when at least this many reviewed corrections are new.")
+    cache_dir: Path | None = Field(
+        None, description="Embedding cache folder (default <home>/cache); on Dask workers of several machines a "
+                          "local disk that exists on each of them.")
+    dask_address: str | None = Field(None, description="Run per-transcript tasks on this Dask scheduler (tcp://host:8786).")
+    dask_workers: int | None = Field(None, ge=1, description="Run per-transcript tasks on a local Dask cluster of N worker processes.")
+
+    @field_validator("home", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # workers and served runs may start elsewhere: pin paths where the run was configured
+        return None if value is None else value.expanduser().resolve()
+
+    @field_validator("folders")
+    @classmethod
+    def _absolute_folders(cls, value: list[Path]) -> list[Path]:
+        return [path.expanduser().resolve() for path in value]
+
+    @model_validator(mode="after")
+    def _one_dask_option(self) -> RunConfig:
+        if self.dask_address and self.dask_workers:
+            raise ValueError("give dask_address (an existing cluster) or dask_workers (a local one), not both")
+        return self
 
     @property
     def url(self) -> str:
         """The database URL in use."""
-        return self.database_url or f"sqlite:///{(self.home / 'codeer.db').resolve()}"
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return os.environ.get("CODEER_DB") or f"sqlite:///{self.home / 'codeer.db'}"
+
+    @property
+    def uses_dask(self) -> bool:
+        """Whether per-transcript tasks run on Dask worker processes."""
+        return bool(self.dask_address or self.dask_workers)
 
 
-# Loaded once per process (a flow run, or a Dask worker), not per task.
+def task_runner_for(config: RunConfig):  # type: ignore[no-untyped-def]
+    """The task runner for ``config``: one task at a time in-process, or Dask.
+
+    Raises :class:`~pipeline.errors.ConfigError` when Dask workers would share a SQLite file.
+    """
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    if not config.uses_dask:
+        # one task at a time: spaCy pipelines and SQLite writers are not made for threads; Dask scales out
+        return ThreadPoolTaskRunner(max_workers=1)
+    from pipeline.errors import ConfigError
+
+    if config.url.startswith("sqlite"):
+        raise ConfigError(
+            "Dask workers are separate processes (often on other machines) and cannot share a SQLite database. "
+            "Give a PostgreSQL database with --db postgresql+psycopg://user:password@host/codeer (or CODEER_DB), "
+            "or run without --dask-address/--dask-workers.")
+    from prefect.settings import PREFECT_API_URL
+    from prefect_dask import DaskTaskRunner
+
+    if config.dask_address:
+        if not PREFECT_API_URL.value():
+            raise ConfigError(
+                "Dask workers on other machines report to Prefect: start 'prefect server start --host 0.0.0.0' on "
+                "this machine and set PREFECT_API_URL=http://<this machine>:4200/api here and on every worker.")
+        return DaskTaskRunner(address=config.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": config.dask_workers, "threads_per_worker": 1, "processes": True})
+
+
+# Resources are loaded once per process (a flow run, or a Dask worker), not per task; the lock
+# keeps concurrent tasks from loading the same model twice.
+_loading = threading.Lock()
+
+
 @lru_cache(maxsize=4)
-def store_for(url: str):  # type: ignore[no-untyped-def]
-    """The store at ``url``."""
+def _store(url: str):  # type: ignore[no-untyped-def]
     from pipeline.store import open_store
 
     return open_store(url)
 
 
+def store_for(url: str):  # type: ignore[no-untyped-def]
+    """The store at ``url``."""
+    with _loading:
+        return _store(url)
+
+
 @lru_cache(maxsize=2)
-def segmenter_for(window: int):  # type: ignore[no-untyped-def]
-    """The sentence splitter."""
+def _segmenter(window: int):  # type: ignore[no-untyped-def]
     from pipeline.segment import load_segmenter
 
     return load_segmenter(window)
 
 
+def segmenter_for(window: int):  # type: ignore[no-untyped-def]
+    """The sentence splitter."""
+    with _loading:
+        return _segmenter(window)
+
+
 @lru_cache(maxsize=2)
-def encoder_for(name: str, threads: int | None, device: str):  # type: ignore[no-untyped-def]
-    """The encoder a model was trained with."""
+def _model(path: str, codebook_version: str):  # type: ignore[no-untyped-def]
+    from pipeline.models import load_model_folder
+
+    return load_model_folder(Path(path), codebook_version=codebook_version)
+
+
+def model_for(path: str, codebook_version: str):  # type: ignore[no-untyped-def]
+    """The model in folder ``path``, checked against the codebook version."""
+    with _loading:
+        return _model(path, codebook_version)
+
+
+@lru_cache(maxsize=2)
+def _encoder(name: str, threads: int | None, device: str):  # type: ignore[no-untyped-def]
     from pipeline.embed import load_encoder
 
     return load_encoder(name, threads=threads, device=device)
 
 
-def cache_for(home: Path):  # type: ignore[no-untyped-def]
-    """The workspace's embedding cache."""
+def encoder_for(loaded, threads: int | None, device: str):  # type: ignore[no-untyped-def]
+    """The encoder ``loaded`` was trained with; refuses another version of it."""
+    from pipeline.errors import ModelCardMismatchError
+
+    with _loading:
+        encoder = _encoder(loaded.card["encoder"], threads, device)
+    if encoder.encoder_id != loaded.card["encoder_id"]:
+        raise ModelCardMismatchError(
+            f"model {loaded.model_id} was trained with encoder {loaded.card['encoder_id']!r}, but "
+            f"{encoder.encoder_id!r} is installed here. Re-train with 'codeer train' or install the encoder "
+            "version on the card.")
+    return encoder
+
+
+def cache_for(home: Path, cache_dir: Path | None = None):  # type: ignore[no-untyped-def]
+    """A connection to the embedding cache in ``cache_dir`` or the workspace's ``cache/``
+    (close it when done)."""
     from pipeline.store import EmbeddingCache
 
-    return EmbeddingCache(home / "cache" / "embeddings.sqlite")
+    return EmbeddingCache((cache_dir or home / "cache") / "embeddings.sqlite")

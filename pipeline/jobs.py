@@ -64,16 +64,22 @@ def predictions_for(rows, loaded: LoadedModel) -> list[Prediction]:  # type: ign
 def classify_pending(
     store: Store, loaded: LoadedModel, encoder, codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
     batch_size: int = 2000, review: bool = True, review_threshold: float = 0.6, show_progress: bool = False,
+    transcript_id: str | None = None,
 ) -> ClassifyStats:
     """Classify the active utterances that have no predictions of this model yet, in batches
     (memory stays flat however large the corpus), store the predictions and queue the
-    uncertain ones for review. Utterances already classified by this model cost nothing."""
+    uncertain ones for review. Utterances already classified by this model cost nothing.
+    With ``transcript_id`` only that transcript's utterances (one task per transcript).
+
+    A batch is queued for review before its predictions are stored: a crash in between
+    leaves the batch pending, so the next run classifies it again and the upsert of the
+    review items adds nothing twice."""
     import time
 
     from tqdm import tqdm
 
     stats = ClassifyStats()
-    pending = store.iter_unpredicted_utterances(loaded.model_id)
+    pending = store.iter_pending_utterances(loaded.model_id, transcript_id)
     thresholds = dict(zip(loaded.model.codes, map(float, loaded.model.thresholds), strict=True))
     with tqdm(desc="classify", unit="utt", disable=not show_progress, leave=False) as bar:
         for batch in _batches(pending, batch_size):
@@ -85,12 +91,12 @@ def classify_pending(
             rows = code_rows([u.utterance_id for u in batch], X, loaded.model, loaded.model_id, codebook,
                              review_threshold=review_threshold)
             predictions = predictions_for(rows, loaded)
-            store.save_predictions(predictions)
             if review:
                 from pipeline.review import enqueue
 
                 stats.n_review_added += enqueue(store, predictions, thresholds, model_id=loaded.model_id,
                                                 min_confidence=review_threshold)
+            store.save_predictions(predictions)
             stats.seconds_classify += time.perf_counter() - started
             stats.n_classified += len(batch)
             stats.n_embedded += n_encoded
@@ -180,3 +186,15 @@ def classify_table(frame: pd.DataFrame, loaded: LoadedModel, encoder, codebook: 
     columns = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code", "direction",
                "facet", "weight", "source", "direction_p"]
     return pd.DataFrame(records, columns=columns)
+
+
+def n_new_corrections(store: Store, models_dir: Path) -> int:
+    """How many standing review decisions are newer than the current model (all of them
+    when there is no current model): what the nightly job weighs before retraining."""
+    from pipeline.models import current_model_id
+    from pipeline.review import review_annotations
+
+    current = current_model_id(models_dir)
+    card = models_dir / current / "card.json" if current else None
+    trained_at = json.loads(card.read_text(encoding="utf-8"))["created_at"] if card and card.is_file() else ""
+    return sum(annotation.created_at > trained_at for annotation in review_annotations(store))

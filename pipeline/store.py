@@ -361,6 +361,30 @@ class Store:
         with self.engine.connect() as connection:
             return set(connection.execute(sa.select(p.c.utterance_id).where(p.c.model_id == model_id).distinct()).scalars())
 
+    def _unpredicted(self, model_id: str):  # type: ignore[no-untyped-def]
+        p, u = self.predictions, self.utterances
+        return ~sa.exists().where(p.c.utterance_id == u.c.id, p.c.model_id == model_id)
+
+    def pending_transcript_ids(self, model_id: str) -> list[str]:
+        """Active transcripts with utterances that have no predictions of ``model_id``, by source."""
+        u, t = self.utterances, self.transcripts
+        query = (sa.select(t.c.id).where(t.c.status == "active", sa.exists().where(
+            u.c.transcript_id == t.c.id, self._unpredicted(model_id))).order_by(t.c.source))
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
+    def iter_pending_utterances(self, model_id: str, transcript_id: str | None = None) -> Iterator[Utterance]:
+        """Active utterances without predictions of ``model_id`` (of one transcript, or all),
+        in transcript and position order, streamed."""
+        u, t = self.utterances, self.transcripts
+        query = (sa.select(u).join(t, t.c.id == u.c.transcript_id)
+                 .where(t.c.status == "active", self._unpredicted(model_id)).order_by(t.c.source, u.c.position))
+        if transcript_id is not None:
+            query = query.where(u.c.transcript_id == transcript_id)
+        with self.engine.connect() as connection:
+            for row in connection.execution_options(yield_per=2000).execute(query).mappings():
+                yield _utterance_from_row(row)
+
     def iter_predictions(self, model_id: str, *, only_predicted: bool = False) -> Iterator[Prediction]:
         """Predictions of one model on active transcripts, in utterance order."""
         p, u, t = self.predictions, self.utterances, self.transcripts
@@ -906,24 +930,6 @@ class Store:
                 return None
             n = connection.execute(sa.select(sa.func.count()).select_from(u).where(u.c.transcript_id == active))
             return str(active), int(n.scalar_one())
-
-    def iter_unpredicted_utterances(self, model_id: str) -> Iterator[Utterance]:
-        """Active utterances without predictions of ``model_id``, in source and position order.
-
-        Streamed one transcript at a time (an indexed anti-join each), so neither a set of
-        every classified id nor a long-lived read cursor is held, however large the corpus.
-        """
-        u, t, p = self.utterances, self.transcripts, self.predictions
-        with self.engine.connect() as connection:
-            transcript_ids = list(connection.execute(
-                sa.select(t.c.id).where(t.c.status == "active").order_by(t.c.source, t.c.id)).scalars())
-        done = sa.exists().where(p.c.utterance_id == u.c.id, p.c.model_id == model_id)
-        for transcript_id in transcript_ids:
-            with self.engine.connect() as connection:
-                rows = connection.execute(sa.select(u).where(u.c.transcript_id == transcript_id, ~done)
-                                          .order_by(u.c.position)).mappings().all()
-            for row in rows:
-                yield _utterance_from_row(row)
 
 
 def _utterance_row(utterance: Utterance) -> dict[str, object]:

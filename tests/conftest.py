@@ -163,3 +163,78 @@ def trained_model_dir(tmp_path_factory, small_training_annotations, use_encoder)
                          cache=EmbeddingCache(home / "cache.sqlite"), encoder=use_encoder,
                          config=TrainingConfig(encoder="use", n_splits=3))
     return result.path
+# flows (issue 7) ------------------------------------------------------------------------------
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SMALL_DEMO = ("interviews/BE.txt", "interviews/ME.docx", "interviews/BH.txt")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> None:
+    """Flows run against a temporary Prefect server and database for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def shared_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedding cache folder shared by training and the flow runs that do not test embedding."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def flow_model(tmp_path_factory: pytest.TempPathFactory, shared_embedding_cache: Path) -> Path:
+    """A model folder trained once per session on annotations/seed with the fast 'use' encoder
+    (no question context: half the training time; the flows do not care how good it is)."""
+    from pipeline.codebook import load_codebook
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import TrainingConfig, seed_annotations, train_model
+
+    book = load_codebook("garvin2008")
+    cache = EmbeddingCache(shared_embedding_cache / "embeddings.sqlite")
+    result = train_model(seed_annotations(book), book, models_dir=tmp_path_factory.mktemp("flow-models"), cache=cache,
+                         config=TrainingConfig(encoder="use", n_splits=3, context_weight=0.0))
+    cache.close()
+    return result.path
+
+
+@pytest.fixture()
+def small_demo_corpus(tmp_path: Path) -> Path:
+    """Three demo interviews (Eschveld's policy officer and manager, Hulsterlo's policy
+    officer) with the demo's metadata.csv, copied to a fresh folder."""
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    (corpus / "interviews").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "data" / "demo" / "metadata.csv", corpus / "metadata.csv")
+    for name in SMALL_DEMO:
+        shutil.copy(PROJECT_ROOT / "data" / "demo" / name, corpus / name)
+    return corpus
+
+
+@pytest.fixture()
+def new_pg_database():  # type: ignore[no-untyped-def]
+    """A factory of fresh PostgreSQL databases, dropped afterwards; skips without CODEER_TEST_PG."""
+    url = _pg_url()
+    if not url:
+        pytest.skip("CODEER_TEST_PG is not set (.ci/run starts a local PostgreSQL and sets it)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    names: list[str] = []
+
+    def create() -> str:
+        name = f"codeer_test_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with admin.connect() as connection:
+        for name in names:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -89,14 +89,14 @@ def test_unpredicted_utterances_are_streamed_in_order_without_the_done_ones(tmp_
     ingest_paths([interview_file], any_store, segmenter)
     everything = list(any_store.iter_utterances())
     any_store.save_predictions([Prediction(everything[0].utterance_id, "m1", "analyse", 0.9, True, "+", 0.8, None)])
-    pending = list(any_store.iter_unpredicted_utterances("m1"))
+    pending = list(any_store.iter_pending_utterances("m1"))
     assert [u.utterance_id for u in pending] == [u.utterance_id for u in everything[1:]]
-    assert [u.utterance_id for u in any_store.iter_unpredicted_utterances("other")] == [u.utterance_id for u in everything]
+    assert [u.utterance_id for u in any_store.iter_pending_utterances("other")] == [u.utterance_id for u in everything]
     # a new version of the file supersedes the old one: only its utterances are pending
     interview_file.write_text(interview_file.read_text(encoding="utf-8") + "\nRespondent: Nog één ding.\n", encoding="utf-8")
     ingest_paths([interview_file], any_store, segmenter)
     active = {u.utterance_id for u in any_store.iter_utterances()}
-    assert {u.utterance_id for u in any_store.iter_unpredicted_utterances("m1")} <= active
+    assert {u.utterance_id for u in any_store.iter_pending_utterances("m1")} <= active
 
 
 def test_save_predictions_replaces_an_utterance_s_predictions_of_one_model(tmp_path: Path, segmenter: Segmenter,
