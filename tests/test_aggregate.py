@@ -200,7 +200,8 @@ def test_aggregate_predictions_count_with_their_probability() -> None:
     unsure_minus = table(say("Eschveld", "BE", SAFETY, "+++", source="predicted", weight=0.9),
                          say("Eschveld", "ME", SAFETY, "-", source="predicted", weight=0.55))
     below_minimum = table(say("Eschveld", "BE", SAFETY, "+++", source="predicted", weight=0.9),
-                          say("Eschveld", "ME", SAFETY, "-", source="predicted", weight=0.2))
+                          say("Eschveld", "ME", SAFETY, "-", source="predicted",
+                              weight=RULES.evidence.min_predicted_weight / 2))
     scores = [rating(rate_incentives(c, BOOK, RULES), "Eschveld", SAFETY) for c in (confident, unsure_minus, below_minimum)]
     assert scores[0].score < scores[1].score
     assert scores[2].n_utterances == 3 and scores[2].respondents == ("BE",)
