@@ -60,6 +60,10 @@ DIRECTION_CONFIDENCE = 0.6
 NEAR_DUPLICATE = 0.5  # Jaccard similarity of word 3-grams
 DUPLICATE_DEMOTION = 0.1  # a near-duplicate keeps a tenth of its priority
 CLAIM_MINUTES = 30
+# Ratings use the human label of a labelled utterance, never its prediction: a second look
+# changes a rating only where the first coder erred, so such an item ranks below the
+# uncertain predictions that count in the ratings as they stand.
+HUMAN_RECHECK = 0.25
 SYSTEM_USER = "codeer"
 
 RatingImpact = Callable[[str, str], float] | Mapping[tuple[str, str], float]
@@ -147,7 +151,8 @@ def assess_uncertainty(
         Decision threshold per code; a code without one uses 0.5.
     human : sequence of Coding or None
         The human coding of the utterance, when it has one. A human-labelled utterance is
-        only queued when the model disagrees with it (other codes or other directions).
+        only queued when the model disagrees with it (other codes or other directions), with
+        the score ``HUMAN_RECHECK``: its prediction does not count in the ratings.
     min_confidence, margin, direction_confidence : float
         Under ``min_confidence`` the strongest predicted code is a weak positive; within
         ``margin`` of its threshold a code's decision could flip; under
@@ -165,7 +170,7 @@ def assess_uncertainty(
         differs = model.keys() != labelled.keys() or any(
             direction is not None and direction != labelled[code] for code, direction in model.items())
         if differs:
-            return Uncertainty(1.0, (Reason.DISAGREES_WITH_HUMAN,), tuple(dict.fromkeys([*model, *labelled])))
+            return Uncertainty(HUMAN_RECHECK, (Reason.DISAGREES_WITH_HUMAN,), tuple(dict.fromkeys([*model, *labelled])))
         return Uncertainty(0.0, (), ())
     components: dict[Reason, float] = {}
     codes: list[str] = [p.code for p in predicted]

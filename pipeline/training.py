@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -300,3 +300,79 @@ def report_json(result: TrainResult) -> str:
     """A short JSON summary of a training run."""
     return json.dumps({"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"],
                        "promoted": result.promoted, "reason": result.reason}, indent=1)
+
+
+def review_round_scores(seed: Sequence[Annotation], rounds: Sequence[Sequence[Annotation]],
+                        test: Sequence[Annotation], codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
+                        config: TrainingConfig = TrainingConfig()) -> list[dict[str, Any]]:
+    """Scores of the model before and after each review round, on the same test transcripts.
+
+    Round 0 trains on ``seed`` alone; round ``k`` adds the review annotations of rounds 1..k
+    (a review decision overrides the seed coding of its utterance). Each round reports the
+    grouped-CV macro-F1 of its own training set and the macro-F1 on ``test``. Test utterances
+    reviewed in any round are left out of the test set in every round, so all rounds are
+    scored on the same utterances and none is scored on what it was trained on.
+
+    Parameters
+    ----------
+    seed : sequence of Annotation
+    rounds : sequence of sequences of Annotation
+        Review annotations (origin ``review``), one sequence per round, oldest first.
+    test : sequence of Annotation
+        Annotated held-out transcripts (e.g. :func:`holdout_annotations`).
+    codebook : Codebook
+    cache : EmbeddingCache, optional
+    config : TrainingConfig
+
+    Returns
+    -------
+    list of dict
+        Per round: ``round``, ``n_reviewed`` (cumulative), ``n_train``, ``cv_macro_f1``,
+        ``holdout_macro_f1``, ``n_test``.
+    """
+    reviewed = {a.utterance_id for group in rounds for a in group}
+    test_set, _ = drop_rare_codes(training_set([a for a in test if a.utterance_id not in reviewed], codebook), 0)
+    encoder = load_encoder(config.encoder)
+    X_test, _, _ = featurize(test_set.texts, test_set.questions, encoder, context_weight=config.context_weight,
+                             cache=cache)
+    fit = _fitter(codebook, encoder, config.context_weight, config)
+    results = []
+    for k in range(len(rounds) + 1):
+        annotations = [*seed, *(a for group in rounds[:k] for a in group)]
+        data, _ = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
+        X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=config.context_weight, cache=cache)
+        folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+        index = [test_set.codes.index(code) for code in data.codes]
+        predicted = fit(X, data).decide(X_test)[1].astype(int)
+        results.append({
+            "round": k, "n_reviewed": sum(len(group) for group in rounds[:k]), "n_train": len(data.texts),
+            "cv_macro_f1": ev.code_scores(data.Y, folds.predicted, data.codes)["macro_f1"],
+            "holdout_macro_f1": ev.code_scores(test_set.Y[:, index], predicted, data.codes, min_support=3)["macro_f1"],
+            "n_test": len(test_set.texts)})
+        logger.info("review round %d: %d reviewed, grouped-CV macro-F1 %.3f, held-out %.3f", k,
+                    results[-1]["n_reviewed"], results[-1]["cv_macro_f1"], results[-1]["holdout_macro_f1"])
+    return results
+
+
+def review_rounds_of(store) -> list[list[Annotation]]:  # type: ignore[no-untyped-def]
+    """The standing review decisions, one round per calendar day (UTC) of the decision."""
+    from pipeline.review import review_annotations
+
+    by_day: dict[str, list[Annotation]] = {}
+    for annotation in sorted(review_annotations(store), key=lambda a: a.created_at):
+        by_day.setdefault(annotation.created_at[:10], []).append(annotation)
+    return [by_day[day] for day in sorted(by_day)]
+
+
+def answer_key_round(store, oracle: Sequence[Annotation], n: int) -> tuple[list[Annotation], int]:  # type: ignore[no-untyped-def]
+    """A simulated review round: the top ``n`` pending queue items answered with known
+    annotations (e.g. seed + held-out), as an annotator who agrees with them would.
+
+    Nothing is written to the store. Returns the review annotations and how many of the top
+    ``n`` items had no known answer (they are left out).
+    """
+    known = {a.utterance_id: a for a in oracle}
+    items = store.list_review_items(["pending"], limit=n)
+    answered = [replace(known[item.utterance_id], origin="review", annotator="answer-key")
+                for item in items if item.utterance_id in known]
+    return answered, len(items) - len(answered)

@@ -342,3 +342,13 @@ def test_review_cli_users_and_terminal(sqlite_review_store, tmp_path: Path) -> N
     assert store.list_review_items([ReviewStatus.CLAIMED]) == []  # claims given back on quit
     exported = run("review", "export", "--format", "csv", str(tmp_path / "q.csv"))
     assert "5 review item(s)" in exported.output
+
+
+def test_review_a_human_label_recheck_ranks_below_an_uncertain_prediction() -> None:
+    # ratings use the human label, so the model's disagreement matters less than an open question
+    confident_but_disagreeing = review.assess_uncertainty(
+        [Prediction("u1", "m", "tijd_evaluatie", 0.97, True, "-", 0.97)], {"tijd_evaluatie": 0.5},
+        (Coding("analyse", "-"),))
+    unsure = review.assess_uncertainty([Prediction("u2", "m", "tijd_evaluatie", 0.55, True, "-", 0.9)],
+                                       {"tijd_evaluatie": 0.5}, None)
+    assert 0 < confident_but_disagreeing.score < unsure.score
