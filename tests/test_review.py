@@ -352,3 +352,18 @@ def test_review_a_human_label_recheck_ranks_below_an_uncertain_prediction() -> N
     unsure = review.assess_uncertainty([Prediction("u2", "m", "tijd_evaluatie", 0.55, True, "-", 0.9)],
                                        {"tijd_evaluatie": 0.5}, None)
     assert 0 < confident_but_disagreeing.score < unsure.score
+
+
+def test_review_answer_key_round_answers_the_top_items_without_writing(review_store, codebook) -> None:
+    from pipeline.training import answer_key_round
+
+    review.enqueue(review_store, predict(review_store, "m1", UNSURE), THRESHOLDS, model_id="m1", now=T0)
+    top = review_store.list_review_items(["pending"], limit=3)
+    known = [Annotation(u.utterance_id, "key.jsonl", "h", u.start, u.end, u.text, (Coding("analyse", "-"),), "coder",
+                        "2026-01-01T00:00:00+00:00", codebook.version, origin="seed")
+             for u in utterances_of(review_store) if u.utterance_id != top[0].utterance_id]
+    answered, missing = answer_key_round(review_store, known, 3)
+    assert missing == 1
+    assert [a.utterance_id for a in answered] == [item.utterance_id for item in top[1:]]
+    assert {(a.origin, a.annotator) for a in answered} == {("review", "answer-key")}
+    assert review_store.list_review_items(["pending"], limit=3) == top  # nothing decided
