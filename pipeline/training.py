@@ -18,7 +18,7 @@ from pipeline import evaluate as ev
 from pipeline.annotations import annotation_files, read_annotations
 from pipeline.classify import TrainingSet, featurize, fit_coding_model, training_set
 from pipeline.codebook import Codebook
-from pipeline.embed import load_encoder
+from pipeline.embed import embed_texts, load_encoder
 from pipeline.models import library_versions, new_model_id, promote, save_model
 from pipeline.records import Annotation
 
@@ -200,8 +200,8 @@ def run_evaluation(
     ev.plot_reliability(report["calibration"]["reliability"], out_dir / "evaluation-reliability.png",
                         f"reliability, ECE {report['calibration']['ece']}")
     report["baselines"] = {"tfidf_logreg": ev.tfidf_baseline(data, n_splits=config.n_splits)}
-    code_vectors, _ = _embed_plain(ev.code_descriptions(codebook, data.codes), encoder, cache)
-    text_vectors, _ = _embed_plain(data.texts, encoder, cache)
+    code_vectors, _ = embed_texts(ev.code_descriptions(codebook, data.codes), encoder, cache=cache)
+    text_vectors, _ = embed_texts(data.texts, encoder, cache=cache)
     report["baselines"]["zero_shot"] = ev.zero_shot_baseline(text_vectors, code_vectors, data)
     if learning_curve:
         report["learning_curve"] = ev.learning_curve(main["X"], data, main["fit"], n_splits=config.n_splits)
@@ -228,12 +228,6 @@ def _fitter(codebook: Codebook, encoder, context_weight: float, config: Training
                                 context_weight=context_weight, X_unlabelled=X_unlabelled, C=config.C,
                                 random_state=config.random_state)
     return fit
-
-
-def _embed_plain(texts: Sequence[str], encoder, cache):  # type: ignore[no-untyped-def]
-    from pipeline.embed import embed_texts
-
-    return embed_texts(texts, encoder, cache=cache)
 
 
 def evaluation_markdown(report: dict[str, Any]) -> str:
