@@ -262,6 +262,10 @@ def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None,
     result = train_model(records, book, models_dir=settings.models_dir, cache=cache, config=config,
                          unlabelled=unlabelled_pool(obj.store) if semi_supervised else (), force=force,
                          show_progress=True)
+    _echo_trained(result)
+
+
+def _echo_trained(result) -> None:  # type: ignore[no-untyped-def]
     click.echo(f"trained {result.model_id} on {result.n_utterances} utterances in {result.seconds:.0f} s: "
                f"grouped-CV macro-F1 {result.metrics['macro_f1']}, micro-F1 {result.metrics['micro_f1']}, "
                f"direction accuracy {result.metrics['direction_accuracy']}")
@@ -315,21 +319,20 @@ def classify(obj: Context, input_file: Path, output: Path, model_ref: str) -> No
 
 
 def _load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untyped-def]
-    from pipeline.errors import ModelNotFoundError
-    from pipeline.models import PROJECT_MODELS, resolve_model
-    from pipeline.training import SEED_DIR
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import TrainingConfig, load_or_train_current, reviewed_annotations, seed_annotations
 
     settings = obj.settings
-    dirs = [settings.models_dir, PROJECT_MODELS]
-    try:
-        return resolve_model(model_ref, dirs, codebook_version=settings.codebook_version)
-    except ModelNotFoundError:
-        if model_ref != "current" or not SEED_DIR.is_dir():
-            raise
-    click.echo("no trained model yet: training the default seed model on annotations/seed (about a minute) ...", err=True)
-    ctx = click.get_current_context()
-    ctx.invoke(train, annotation_paths=(), encoder=None, semi_supervised=False, force=False)
-    return resolve_model("current", dirs, codebook_version=settings.codebook_version)
+    loaded, trained = load_or_train_current(
+        model_ref, settings.models_dir, codebook_version=settings.codebook_version,
+        config=TrainingConfig(encoder=settings.encoder),
+        training_annotations=lambda book: seed_annotations(book) + reviewed_annotations(obj.store, book),
+        open_cache=lambda: EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True,
+        before_training=lambda: click.echo("no trained model yet: training the default seed model on "
+                                           "annotations/seed (about a minute) ...", err=True))
+    if trained is not None:
+        _echo_trained(trained)
+    return loaded
 
 
 def _check_encoder(loaded, encoder) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +18,11 @@ import numpy as np
 from pipeline import evaluate as ev
 from pipeline.annotations import annotation_files, read_annotations
 from pipeline.classify import TrainingSet, featurize, fit_coding_model, training_set
-from pipeline.codebook import Codebook
+from pipeline.codebook import Codebook, load_codebook
 from pipeline.embed import embed_texts, load_encoder
-from pipeline.models import library_versions, new_model_id, promote, save_model
+from pipeline.errors import ModelNotFoundError
+from pipeline.models import (PROJECT_MODELS, LoadedModel, library_versions, load_model_folder, new_model_id, promote,
+                             resolve_model, save_model)
 from pipeline.records import Annotation
 
 logger = logging.getLogger(__name__)
@@ -294,3 +297,68 @@ def report_json(result: TrainResult) -> str:
     """A short JSON summary of a training run."""
     return json.dumps({"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"],
                        "promoted": result.promoted, "reason": result.reason}, indent=1)
+
+
+def load_or_train_current(
+    model_ref: str,
+    models_dir: Path,
+    *,
+    codebook_version: str,
+    config: TrainingConfig = TrainingConfig(),
+    training_annotations: Callable[[Codebook], Sequence[Annotation]] = seed_annotations,
+    open_cache: Callable[[], Any] | None = None,
+    search_dirs: Sequence[Path] = (PROJECT_MODELS,),
+    show_progress: bool = False,
+    before_training: Callable[[], None] | None = None,
+) -> tuple[LoadedModel, TrainResult | None]:
+    """The model ``model_ref`` names; when it is ``"current"`` and no model is current yet,
+    train the seed model first, so that a fresh workspace works without ``codeer train``.
+
+    Parameters
+    ----------
+    model_ref : str
+        ``"current"``, a model id or a model folder.
+    models_dir : Path
+        The workspace's models folder: searched first, and where a trained model is saved.
+    codebook_version : str
+        The active codebook version; the model's card must match it.
+    config : TrainingConfig
+        How to train the seed model.
+    training_annotations : callable
+        Gives the annotations to train on for a codebook (default: the seed annotations);
+        called only when a model is trained.
+    open_cache : callable, optional
+        Opens the embedding cache; called, and the cache closed, only when a model is trained.
+    search_dirs : sequence of Path
+        Further models folders to look in after ``models_dir`` (default: the project's).
+    show_progress : bool
+        Show a progress bar while embedding.
+    before_training : callable, optional
+        Called just before training starts, to tell the user it will take a while.
+
+    Returns
+    -------
+    (LoadedModel, TrainResult or None)
+        The model, and the training result when one was trained here.
+
+    Raises
+    ------
+    ModelNotFoundError
+        No such model, and ``model_ref`` is not ``"current"`` or there are no seed annotations.
+    ModelCardMismatchError
+        The model was trained on another codebook version.
+    """
+    dirs = [models_dir, *search_dirs]
+    try:
+        return resolve_model(model_ref, dirs, codebook_version=codebook_version), None
+    except ModelNotFoundError:
+        if model_ref != "current" or not SEED_DIR.is_dir():
+            raise
+    if before_training is not None:
+        before_training()
+    book = load_codebook(codebook_version)
+    records = training_annotations(book)
+    with closing(open_cache()) if open_cache is not None else nullcontext() as cache:
+        result = train_model(records, book, models_dir=models_dir, cache=cache, config=config,
+                             show_progress=show_progress)
+    return load_model_folder(result.path, codebook_version=codebook_version), result
