@@ -64,23 +64,13 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
 @task(cache_policy=NO_CACHE, persist_result=False)
 def model_task(config: RunConfig) -> str:
     """The model to code with (trains the seed model when the workspace has none)."""
-    from pipeline.codebook import load_codebook
-    from pipeline.errors import ModelNotFoundError
-    from pipeline.models import PROJECT_MODELS, resolve_model
-    from pipeline.training import SEED_DIR, TrainingConfig, seed_annotations, train_model
+    from pipeline.training import TrainingConfig, load_or_train_current
 
-    dirs = [config.home / "models", PROJECT_MODELS]
-    try:
-        return str(resolve_model(config.model, dirs, codebook_version=config.codebook_version).path)
-    except ModelNotFoundError:
-        if config.model != "current" or not SEED_DIR.is_dir():
-            raise
-    get_run_logger().info("no model yet: training the seed model on annotations/seed")
-    book = load_codebook(config.codebook_version)
-    with closing(cache_for(config.home, config.cache_dir)) as cache:
-        result = train_model(seed_annotations(book), book, models_dir=config.home / "models", cache=cache,
-                             config=TrainingConfig(encoder=config.encoder))
-    return str(result.path)
+    loaded, _ = load_or_train_current(
+        config.model, config.home / "models", codebook_version=config.codebook_version,
+        config=TrainingConfig(encoder=config.encoder), open_cache=lambda: cache_for(config.home, config.cache_dir),
+        before_training=lambda: get_run_logger().info("no model yet: training the seed model on annotations/seed"))
+    return str(loaded.path)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)

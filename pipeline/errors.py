@@ -2,11 +2,97 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+MAX_DETAILS = 25
+
+
+def error_message(
+    path: Path | str,
+    problem: str,
+    *,
+    line: int | None = None,
+    code: str | None = None,
+    key: str | None = None,
+    expected: str = "",
+    fix: str = "",
+    details: Sequence[str] | None = None,
+) -> str:
+    """The message of a codeer error: where, what is wrong, what was expected, what to do.
+
+    Parameters
+    ----------
+    path : Path or str
+        The file (or other source) concerned.
+    problem : str
+        What is wrong, without a final full stop.
+    line, code, key : optional
+        Where in ``path``: a 1-based line, a codebook code id, a configuration key.
+    expected : str
+        What was expected, without "Expected" and the final full stop.
+    fix : str
+        What to do, as a full sentence.
+    details : sequence of str, optional
+        One line per problem (e.g. per bad cell); the first 25 are listed under ``problem``
+        and the rest counted, and ``expected`` and ``fix`` then go on lines of their own.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(error_message("data/interviews/BA.txt", "unknown speaker 'Interviewer'", line=14,
+    ...                     expected='"Respondent:"', fix="Add it to speaker_aliases."))
+    data/interviews/BA.txt, line 14: unknown speaker 'Interviewer'. Expected "Respondent:". Add it to speaker_aliases.
+    >>> print(error_message("antwoorden.csv", "2 problem(s)", details=["row 2: 'x'", "row 3: 'y'"], fix="Fix the cells."))
+    antwoorden.csv: 2 problem(s):
+      row 2: 'x'
+      row 3: 'y'
+    Fix the cells.
+    """
+    where = f"{path}"
+    if code:
+        where += f", code {code!r}"
+    if key:
+        where += f", key {key!r}"
+    if line is not None:
+        where += f", line {line}"
+    if details is None:
+        message = f"{where}: {problem}."
+        if expected:
+            message += f" Expected {expected}."
+        if fix:
+            message += f" {fix}"
+        return message
+    shown = list(details[:MAX_DETAILS])
+    message = f"{where}: {problem}:\n  " + "\n  ".join(shown)
+    if len(details) > len(shown):
+        message += f"\n  ... and {len(details) - len(shown)} more"
+    if expected:
+        message += f"\nExpected {expected}."
+    if fix:
+        message += f"\n{fix}"
+    return message
 
 
 class CodeerError(Exception):
     """Base class of every error codeer raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle's default calls cls(*self.args) with the finished message, which subclasses
+        # with their own __init__ do not accept; Dask pickles errors between processes.
+        return _restore_error, (type(self), self.args, dict(self.__dict__))
+
+
+def _restore_error(cls: type[CodeerError], args: tuple[Any, ...], state: dict[str, Any]) -> CodeerError:
+    """Rebuild a pickled error from its message and attributes, without calling ``__init__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(CodeerError, ValueError):
@@ -18,8 +104,7 @@ class CodebookError(CodeerError, ValueError):
 
     def __init__(self, path: Path | str, problem: str, code: str | None = None, fix: str = "") -> None:
         self.path, self.code, self.problem, self.fix = str(path), code, problem, fix
-        where = f"{path}" + (f", code {code!r}" if code else "")
-        super().__init__(f"{where}: {problem}." + (f" {fix}" if fix else ""))
+        super().__init__(error_message(path, problem, code=code, fix=fix))
 
 
 class UnknownCodeError(CodeerError, KeyError):
@@ -48,13 +133,7 @@ class TranscriptFormatError(CodeerError, ValueError):
         fix: str = "",
     ) -> None:
         self.path, self.line, self.problem, self.expected, self.fix = str(path), line, problem, expected, fix
-        where = f"{path}" + (f", line {line}" if line is not None else "")
-        message = f"{where}: {problem}."
-        if expected:
-            message += f" Expected {expected}."
-        if fix:
-            message += f" {fix}"
-        super().__init__(message)
+        super().__init__(error_message(path, problem, line=line, expected=expected, fix=fix))
 
 
 class EmptyTranscriptError(TranscriptFormatError):
@@ -116,14 +195,7 @@ class QuestionnaireFormatError(TableFormatError):
 
     def __init__(self, path: Path | str, problems: list[str], *, what: str = "", fix: str = "") -> None:
         self.path, self.problems, self.fix = str(path), list(problems), fix
-        shown = self.problems[:25]
-        more = len(self.problems) - len(shown)
-        message = f"{path}: {what or f'{len(self.problems)} problem(s)'}:\n  " + "\n  ".join(shown)
-        if more:
-            message += f"\n  ... and {more} more"
-        if fix:
-            message += f"\n{fix}"
-        super().__init__(message)
+        super().__init__(error_message(path, what or f"{len(self.problems)} problem(s)", details=self.problems, fix=fix))
 
 
 class QdaFormatError(CodeerError, ValueError):
@@ -136,17 +208,16 @@ class QdaMappingError(CodeerError, ValueError):
 
 class QdaExportError(CodeerError, ValueError):
     """Stored data cannot be exported to REFI-QDA without moving codings onto other words."""
+
+
 class RatingRulesError(ConfigError):
     """The rating rules file is invalid: names the file, the key, what was expected and the fix."""
 
     def __init__(self, path: Path | str, key: str, problem: str, *, expected: str = "", fix: str = "") -> None:
         self.path, self.key, self.problem, self.expected, self.fix = str(path), key, problem, expected, fix
-        message = f"{path}, key {key!r}: {problem}." if key else f"{path}: {problem}."
-        if expected:
-            message += f" Expected {expected}."
-        if fix:
-            message += f" {fix}"
-        super().__init__(message)
+        super().__init__(error_message(path, problem, key=key, expected=expected, fix=fix))
+
+
 class ReviewItemNotFoundError(CodeerError, LookupError):
     """A review item id that is not in the queue."""
 

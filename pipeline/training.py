@@ -6,7 +6,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +18,11 @@ import numpy as np
 from pipeline import evaluate as ev
 from pipeline.annotations import annotation_files, read_annotations
 from pipeline.classify import TrainingSet, featurize, fit_coding_model, training_set
-from pipeline.codebook import Codebook
-from pipeline.embed import load_encoder
-from pipeline.models import library_versions, new_model_id, promote, save_model
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.embed import embed_texts, load_encoder
+from pipeline.errors import ModelNotFoundError
+from pipeline.models import (PROJECT_MODELS, LoadedModel, library_versions, load_model_folder, new_model_id, promote,
+                             resolve_model, save_model)
 from pipeline.records import Annotation
 
 logger = logging.getLogger(__name__)
@@ -200,8 +203,8 @@ def run_evaluation(
     ev.plot_reliability(report["calibration"]["reliability"], out_dir / "evaluation-reliability.png",
                         f"reliability, ECE {report['calibration']['ece']}")
     report["baselines"] = {"tfidf_logreg": ev.tfidf_baseline(data, n_splits=config.n_splits)}
-    code_vectors, _ = _embed_plain(ev.code_descriptions(codebook, data.codes), encoder, cache)
-    text_vectors, _ = _embed_plain(data.texts, encoder, cache)
+    code_vectors, _ = embed_texts(ev.code_descriptions(codebook, data.codes), encoder, cache=cache)
+    text_vectors, _ = embed_texts(data.texts, encoder, cache=cache)
     report["baselines"]["zero_shot"] = ev.zero_shot_baseline(text_vectors, code_vectors, data)
     if learning_curve:
         report["learning_curve"] = ev.learning_curve(main["X"], data, main["fit"], n_splits=config.n_splits)
@@ -228,12 +231,6 @@ def _fitter(codebook: Codebook, encoder, context_weight: float, config: Training
                                 context_weight=context_weight, X_unlabelled=X_unlabelled, C=config.C,
                                 random_state=config.random_state)
     return fit
-
-
-def _embed_plain(texts: Sequence[str], encoder, cache):  # type: ignore[no-untyped-def]
-    from pipeline.embed import embed_texts
-
-    return embed_texts(texts, encoder, cache=cache)
 
 
 def evaluation_markdown(report: dict[str, Any]) -> str:
@@ -376,3 +373,68 @@ def answer_key_round(store, oracle: Sequence[Annotation], n: int) -> tuple[list[
     answered = [replace(known[item.utterance_id], origin="review", annotator="answer-key")
                 for item in items if item.utterance_id in known]
     return answered, len(items) - len(answered)
+
+
+def load_or_train_current(
+    model_ref: str,
+    models_dir: Path,
+    *,
+    codebook_version: str,
+    config: TrainingConfig = TrainingConfig(),
+    training_annotations: Callable[[Codebook], Sequence[Annotation]] = seed_annotations,
+    open_cache: Callable[[], Any] | None = None,
+    search_dirs: Sequence[Path] = (PROJECT_MODELS,),
+    show_progress: bool = False,
+    before_training: Callable[[], None] | None = None,
+) -> tuple[LoadedModel, TrainResult | None]:
+    """The model ``model_ref`` names; when it is ``"current"`` and no model is current yet,
+    train the seed model first, so that a fresh workspace works without ``codeer train``.
+
+    Parameters
+    ----------
+    model_ref : str
+        ``"current"``, a model id or a model folder.
+    models_dir : Path
+        The workspace's models folder: searched first, and where a trained model is saved.
+    codebook_version : str
+        The active codebook version; the model's card must match it.
+    config : TrainingConfig
+        How to train the seed model.
+    training_annotations : callable
+        Gives the annotations to train on for a codebook (default: the seed annotations);
+        called only when a model is trained.
+    open_cache : callable, optional
+        Opens the embedding cache; called, and the cache closed, only when a model is trained.
+    search_dirs : sequence of Path
+        Further models folders to look in after ``models_dir`` (default: the project's).
+    show_progress : bool
+        Show a progress bar while embedding.
+    before_training : callable, optional
+        Called just before training starts, to tell the user it will take a while.
+
+    Returns
+    -------
+    (LoadedModel, TrainResult or None)
+        The model, and the training result when one was trained here.
+
+    Raises
+    ------
+    ModelNotFoundError
+        No such model, and ``model_ref`` is not ``"current"`` or there are no seed annotations.
+    ModelCardMismatchError
+        The model was trained on another codebook version.
+    """
+    dirs = [models_dir, *search_dirs]
+    try:
+        return resolve_model(model_ref, dirs, codebook_version=codebook_version), None
+    except ModelNotFoundError:
+        if model_ref != "current" or not SEED_DIR.is_dir():
+            raise
+    if before_training is not None:
+        before_training()
+    book = load_codebook(codebook_version)
+    records = training_annotations(book)
+    with closing(open_cache()) if open_cache is not None else nullcontext() as cache:
+        result = train_model(records, book, models_dir=models_dir, cache=cache, config=config,
+                             show_progress=show_progress)
+    return load_model_folder(result.path, codebook_version=codebook_version), result

@@ -1,0 +1,185 @@
+"""Model commands: train, classify, evaluate, list models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.cli import Context, cli, friendly
+
+
+@cli.command()
+@click.option("--annotations", "annotation_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Annotation files or folders (default: annotations/seed). Reviewed corrections in the database are always added.")
+@click.option("--encoder", default=None, help="e5, use, e5+use, minilm, a model folder or hub name (default: the configured one).")
+@click.option("--semi-supervised/--no-semi-supervised", default=False, show_default=True,
+              help="Self-training on the stored utterances that carry no annotation.")
+@click.option("--force", is_flag=True, help="Make the new model current even if it scores worse.")
+@click.pass_obj
+@friendly
+def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None, semi_supervised: bool, force: bool) -> None:
+    """Train a model on the seed annotations plus reviewed corrections.
+
+    The model is saved in models/<id>/ with its card and becomes current only if its
+    grouped-CV macro-F1 is not worse than the current model's (beyond 0.01).
+
+    Example:
+
+        codeer train
+    """
+    from pipeline.codebook import load_codebook
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import TrainingConfig, reviewed_annotations, seed_annotations, train_model, unlabelled_pool
+
+    settings = obj.settings
+    book = load_codebook(settings.codebook_version)
+    records = seed_annotations(book, list(annotation_paths) or None) + reviewed_annotations(obj.store, book)
+    config = TrainingConfig(encoder=encoder or settings.encoder, semi_supervised=semi_supervised)
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    result = train_model(records, book, models_dir=settings.models_dir, cache=cache, config=config,
+                         unlabelled=unlabelled_pool(obj.store) if semi_supervised else (), force=force,
+                         show_progress=True)
+    _echo_trained(result)
+
+
+def _echo_trained(result) -> None:  # type: ignore[no-untyped-def]
+    click.echo(f"trained {result.model_id} on {result.n_utterances} utterances in {result.seconds:.0f} s: "
+               f"grouped-CV macro-F1 {result.metrics['macro_f1']}, micro-F1 {result.metrics['micro_f1']}, "
+               f"direction accuracy {result.metrics['direction_accuracy']}")
+    if result.skipped_codes:
+        click.echo(f"left out (too few examples): {', '.join(result.skipped_codes)}")
+    click.echo(result.reason)
+
+
+@cli.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output JSONL file.")
+@click.option("--model", "model_ref", default="current", show_default=True, help="current, a model id, or a model folder.")
+@click.pass_obj
+@friendly
+def classify(obj: Context, input_file: Path, output: Path, model_ref: str) -> None:
+    """Code any Dutch text: INPUT is .jsonl or .csv with 'id' and 'text' columns.
+
+    An optional 'question' column gives the interviewer's question as context; other columns
+    are passed through. Each output line has every code with its probability, the predicted
+    codes, a direction per predicted code, needs_review and the model id.
+
+    Example:
+
+        codeer classify zinnen.jsonl --output gecodeerd.jsonl
+    """
+    from pipeline.classify import code_rows, coded_row_json, featurize
+    from pipeline.codebook import load_codebook
+    from pipeline.embed import load_encoder
+    from pipeline.store import EmbeddingCache
+    from pipeline.tables import read_table
+
+    settings = obj.settings
+    book = load_codebook(settings.codebook_version)
+    loaded = load_or_train_model(obj, model_ref)
+    frame = read_table(input_file, required=("id", "text"))
+    questions = frame["question"].astype(str).tolist() if "question" in frame.columns else [""] * len(frame)
+    encoder = load_encoder(loaded.card["encoder"], threads=settings.threads, device=settings.device)
+    check_encoder(loaded, encoder)
+    X, _, _ = featurize(frame["text"].tolist(), questions, encoder, context_weight=loaded.model.context_weight,
+                        cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True)
+    rows = code_rows(frame["id"].tolist(), X, loaded.model, loaded.model_id, book,
+                     review_threshold=settings.review_threshold)
+    extra = [c for c in frame.columns if c not in ("id", "text")]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as handle:
+        for row, (_, source) in zip(rows, frame.iterrows(), strict=True):
+            record = {**{c: source[c] for c in extra}, **coded_row_json(row)}
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    n_review = sum(row.needs_review for row in rows)
+    click.echo(f"coded {len(rows)} rows with model {loaded.model_id}; {n_review} need review; written to {output}")
+
+
+def load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untyped-def]
+    """The model ``--model`` names; trains the seed model first when none is current (classify, rate, report)."""
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import TrainingConfig, load_or_train_current, reviewed_annotations, seed_annotations
+
+    settings = obj.settings
+    loaded, trained = load_or_train_current(
+        model_ref, settings.models_dir, codebook_version=settings.codebook_version,
+        config=TrainingConfig(encoder=settings.encoder),
+        training_annotations=lambda book: seed_annotations(book) + reviewed_annotations(obj.store, book),
+        open_cache=lambda: EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True,
+        before_training=lambda: click.echo("no trained model yet: training the default seed model on "
+                                           "annotations/seed (about a minute) ...", err=True))
+    if trained is not None:
+        _echo_trained(trained)
+    return loaded
+
+
+def check_encoder(loaded, encoder) -> None:  # type: ignore[no-untyped-def]
+    """Refuse an installed encoder that is not the version the model was trained with."""
+    from pipeline.errors import ModelCardMismatchError
+
+    if encoder.encoder_id != loaded.card["encoder_id"]:
+        raise ModelCardMismatchError(
+            f"model {loaded.model_id} was trained with encoder {loaded.card['encoder_id']!r}, but "
+            f"{encoder.encoder_id!r} is installed. Re-train with 'codeer train' or install the encoder version on the card.")
+
+
+@cli.command()
+@click.option("--encoders", default="e5,use,e5+use,minilm", show_default=True, help="Encoders to compare, comma-separated.")
+@click.option("--no-learning-curve", is_flag=True, help="Skip the learning curve (faster).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Report folder (default: reports/).")
+@click.pass_obj
+@friendly
+def evaluate(obj: Context, encoders: str, no_learning_curve: bool, output: Path | None) -> None:
+    """Evaluate with cross-validation grouped by transcript, baselines beside the model.
+
+    Writes reports/evaluation.md, evaluation.json and PNG plots: encoders compared, per-code
+    precision/recall/F1/kappa, Krippendorff's alpha, calibration, learning curve, direction
+    accuracy, TF-IDF and zero-shot baselines, and scores on the held-out transcripts.
+
+    Example:
+
+        codeer evaluate --encoders e5,use,e5+use
+    """
+    from pipeline.codebook import load_codebook
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import TrainingConfig, holdout_annotations, reviewed_annotations, run_evaluation, seed_annotations
+
+    settings = obj.settings
+    book = load_codebook(settings.codebook_version)
+    holdout = holdout_annotations(book)
+    report = run_evaluation(
+        seed_annotations(book) + reviewed_annotations(obj.store, book), book,
+        out_dir=output or settings.reports_dir, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"),
+        encoders=[e.strip() for e in encoders.split(",") if e.strip()], config=TrainingConfig(encoder=settings.encoder),
+        holdout=holdout, unlabelled=[(a.text, a.question) for a in holdout], learning_curve=not no_learning_curve)
+    click.echo(f"grouped-CV macro-F1 {report['model']['macro_f1']} (TF-IDF {report['baselines']['tfidf_logreg']['macro_f1']}, "
+               f"zero-shot {report['baselines']['zero_shot']['macro_f1']}); held-out "
+               f"{report.get('holdout', {}).get('macro_f1', 'n/a')}; report in {output or settings.reports_dir}/evaluation.md")
+
+
+@cli.group()
+def models() -> None:
+    """List trained models."""
+
+
+@models.command("list")
+@click.pass_obj
+@friendly
+def models_list(obj: Context) -> None:
+    """List the models in the workspace, newest first; * marks the current one.
+
+    Example:
+
+        codeer models list
+    """
+    from pipeline.models import list_models
+
+    cards = list_models(obj.settings.models_dir)
+    if not cards:
+        click.echo(f"no models in {obj.settings.models_dir}; train one with 'codeer train'")
+    for card in cards:
+        mark = "*" if card["current"] else " "
+        click.echo(f"{mark} {card['model_id']}  macro-F1 {card['metrics']['macro_f1']}  {card['encoder_id']}  "
+                   f"{card['n_utterances']} utterances  {card['created_at']}")

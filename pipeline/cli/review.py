@@ -1,0 +1,163 @@
+"""Review commands: users, the review page, terminal review, export and import of the queue (issue 6)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.cli import Context, cli, friendly
+
+
+@cli.group()
+def users() -> None:
+    """Add and list the people who review (annotators and admins)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["annotator", "admin"]), default="annotator", show_default=True,
+              help="Annotators see the queue; admins also see users and the audit trail.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the password from the first line of this file (default: prompt for it).")
+@click.pass_obj
+@friendly
+def users_add(obj: Context, name: str, role: str, password_file: Path | None) -> None:
+    """Create a user; the password is stored as an argon2id hash.
+
+    Example:
+
+        codeer users add anna --role annotator
+    """
+    from pipeline.users import add_user
+
+    if password_file is not None:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = click.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
+    user = add_user(obj.store, name, role, password)
+    click.echo(f"user {user.name!r} added ({user.role}).")
+
+
+@users.command("list")
+@click.pass_obj
+@friendly
+def users_list(obj: Context) -> None:
+    """List users: name, role, active, created.
+
+    Example:
+
+        codeer users list
+    """
+    from pipeline.users import list_users
+
+    for user in list_users(obj.store):
+        click.echo(f"{user.name:24s} {user.role:10s} {'active' if user.active else 'inactive':9s} {user.created_at}")
+
+
+@cli.command("serve-review")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but the loopback address needs HTTPS (cookies are Secure).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS certificate.")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS private key.")
+@click.pass_obj
+@friendly
+def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, ssl_keyfile: Path | None) -> None:
+    """Serve the annotator web page (log in, review the queue, keyboard shortcuts).
+
+    Example:
+
+        codeer serve-review --port 8000
+    """
+    from pipeline.codebook import load_codebook
+    from pipeline.web import serve
+
+    click.echo(f"review page on {'https' if ssl_certfile else 'http'}://{host}:{port}/ (Ctrl+C stops)")
+    if host not in ("127.0.0.1", "localhost", "::1") and not ssl_certfile:
+        click.echo("Note: off the loopback address the session cookie is Secure; browsers only keep it over "
+                   "HTTPS. Pass --ssl-certfile/--ssl-keyfile or put a TLS proxy in front.", err=True)
+    serve(obj.store, load_codebook(obj.settings.codebook_version), home=obj.settings.home, host=host, port=port,
+          ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+
+
+@cli.group("review", invoke_without_command=True)
+@click.option("--user", "user_name", help="Your user name (see 'codeer users list'); needed to review.")
+@click.option("--batch", type=click.IntRange(1, 100), default=10, show_default=True, help="Items claimed at a time.")
+@click.pass_context
+@friendly
+def review_group(ctx: click.Context, user_name: str | None, batch: int) -> None:
+    """Review the queue in the terminal; or export and import it (subcommands).
+
+    Without a subcommand, claims items and asks for a decision on each: a accept, c correct
+    (codes as '1- 3+ analyse0'), s skip, u undo, j/k next/previous, q quit.
+
+    Example:
+
+        codeer review --user anna
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from pipeline.codebook import load_codebook
+    from pipeline.terminal import run_terminal_review
+
+    obj: Context = ctx.obj
+    if not user_name:
+        raise click.UsageError("give your user name: codeer review --user NAME")
+    if obj.store.user_with_hash(user_name) is None:
+        raise click.ClickException(f"no user {user_name!r}; add one with 'codeer users add {user_name}'.")
+    n = run_terminal_review(obj.store, load_codebook(obj.settings.codebook_version), user_name, batch=batch)
+    click.echo(f"{n} decision(s) recorded.")
+
+
+@review_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "label-studio"]), default="csv", show_default=True)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+@friendly
+def review_export(obj: Context, fmt: str, out: Path) -> None:
+    """Write the queue and decisions (CSV), or the open items as Label Studio tasks (JSON).
+
+    The Label Studio export also writes OUT's labelling configuration as <name>.label_config.xml.
+
+    Example:
+
+        codeer review export --format label-studio tasks.json
+    """
+    if fmt == "csv":
+        from pipeline.review import export_review_csv
+
+        n = export_review_csv(obj.store, out)
+        click.echo(f"{n} review item(s) written to {out}.")
+        return
+    from pipeline.codebook import load_codebook
+    from pipeline.labelstudio import export_label_studio
+
+    n = export_label_studio(obj.store, out, load_codebook(obj.settings.codebook_version))
+    click.echo(f"{n} task(s) written to {out}; labelling configuration in {out.stem}.label_config.xml.")
+
+
+@review_group.command("import-label-studio")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--annotator", help="Record the decisions under this name (default: label-studio:<the LS user>).")
+@click.pass_obj
+@friendly
+def review_import_label_studio(obj: Context, file: Path, annotator: str | None) -> None:
+    """Record Label Studio annotations of exported tasks as review decisions.
+
+    Example:
+
+        codeer review import-label-studio export.json --annotator anna
+    """
+    from pipeline.codebook import load_codebook
+    from pipeline.labelstudio import import_label_studio
+
+    report = import_label_studio(obj.store, file, load_codebook(obj.settings.codebook_version), annotator=annotator)
+    for problem in report.problems:
+        click.echo(f"NOT IMPORTED {problem}", err=True)
+    click.echo(f"{report.n_tasks} task(s): {report.n_accepted} accepted, {report.n_corrected} corrected, "
+               f"{report.n_skipped} skipped, {len(report.problems)} not imported.")
+    if report.problems:
+        sys.exit(1)

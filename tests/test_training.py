@@ -1,0 +1,56 @@
+"""Training jobs: the seed model a fresh workspace gets when it has none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.annotations import read_annotations
+from pipeline.errors import ModelNotFoundError
+from pipeline.models import PROJECT_MODELS, current_model_id
+from pipeline.store import EmbeddingCache
+from pipeline.training import SEED_DIR, TrainingConfig, load_or_train_current
+
+# two transcripts, two folds: a real training run that is quick on two cores
+FAST = TrainingConfig(encoder="use", n_splits=2, min_examples=3)
+
+
+def test_training_load_or_train_current_loads_the_project_model(tmp_path: Path) -> None:
+    calls: list[str] = []
+    loaded, trained = load_or_train_current(
+        "current", tmp_path / "models", codebook_version="garvin2008", config=FAST,
+        training_annotations=lambda book: calls.append("annotations") or [],
+        before_training=lambda: calls.append("before"))
+    assert (loaded.model_id, loaded.path.parent, trained) == (current_model_id(PROJECT_MODELS), PROJECT_MODELS, None)
+    assert calls == [] and not (tmp_path / "models").exists()
+
+
+def test_training_load_or_train_current_trains_only_for_current(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no model 'garvin2008-nope'"):
+        load_or_train_current("garvin2008-nope", tmp_path / "models", codebook_version="garvin2008", search_dirs=(),
+                              before_training=lambda: pytest.fail("trained for a model id"))
+    assert not (tmp_path / "models").exists()
+
+
+def test_training_load_or_train_current_trains_and_promotes_the_seed_model(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    calls: list[str] = []
+
+    def open_cache() -> EmbeddingCache:
+        calls.append("cache")
+        return EmbeddingCache(tmp_path / "cache" / "embeddings.sqlite")
+
+    def annotations(book):  # type: ignore[no-untyped-def]
+        calls.append(f"annotations {book.version}")
+        return read_annotations([SEED_DIR / "BE.jsonl", SEED_DIR / "BK.jsonl"], book)
+
+    loaded, trained = load_or_train_current("current", models, codebook_version="garvin2008", config=FAST,
+                                            training_annotations=annotations, open_cache=open_cache,
+                                            search_dirs=(), before_training=lambda: calls.append("before"))
+    assert calls == ["before", "annotations garvin2008", "cache"]
+    assert trained is not None and trained.promoted and loaded.model_id == trained.model_id
+    assert current_model_id(models) == loaded.model_id and loaded.card["encoder"] == "use"
+    again, retrained = load_or_train_current("current", models, codebook_version="garvin2008", search_dirs=(),
+                                             before_training=lambda: pytest.fail("trained twice"))
+    assert (again.model_id, retrained) == (loaded.model_id, None)
