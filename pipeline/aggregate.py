@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -854,13 +855,14 @@ def write_ratings(ratings: Sequence[Rating], out_dir: Path | str) -> tuple[Path,
     return json_path, csv_path
 
 
-def agreement_with_answer_key(ratings: Sequence[Rating], intended_picture_path: Path | str
+def agreement_with_answer_key(ratings: Sequence[Rating | Mapping[str, Any]], intended_picture_path: Path | str
                               ) -> tuple[float, list[tuple[str, str, str, str]]]:
     """Share of answer-key cells the municipal ratings reproduce, and the misses.
 
     Parameters
     ----------
-    ratings : sequence of Rating
+    ratings : sequence of Rating or mapping
+        Ratings, or rows of ``ratings.json`` (``municipality``, ``code``, ``rating``).
     intended_picture_path : Path or str
         A YAML answer key like ``data/demo/intended_picture.yaml``: ``municipalities:`` ->
         name -> ``incentives:`` -> code -> verdict. Cells marked ``niet_besproken`` are skipped;
@@ -885,7 +887,8 @@ def agreement_with_answer_key(ratings: Sequence[Rating], intended_picture_path: 
     if not isinstance(key, dict) or not isinstance(key.get("municipalities"), dict):
         raise ConfigError(f"{path}: not an answer key; expected 'municipalities:' with per municipality "
                           "'incentives:' code: verdict. See data/demo/intended_picture.yaml.")
-    got = {(r.municipality, r.code): r.rating for r in ratings}
+    got = {(r["municipality"], r["code"]): r["rating"] for r in ratings if isinstance(r, Mapping)}
+    got.update({(r.municipality, r.code): r.rating for r in ratings if not isinstance(r, Mapping)})
     n_cells, misses = 0, []
     for municipality, entry in sorted(key["municipalities"].items()):
         for code, expected in (entry.get("incentives") or {}).items():

@@ -18,6 +18,7 @@ from pipeline.aggregate import (
     compare_municipalities,
     rate_context,
     rate_incentives,
+    rating_row,
     ratings_frame,
     write_ratings,
 )
@@ -416,6 +417,9 @@ def test_aggregate_agreement_with_answer_key(tmp_path: Path) -> None:
     share, misses = agreement_with_answer_key(ratings, key)
     assert share == pytest.approx(2 / 3)
     assert misses == [("Eschveld", TRAINING, "onvoldoende", "onvoldoende_bewijs")]
+    # the rows of ratings.json give the same answer
+    rows = json.loads(json.dumps([rating_row(r) for r in ratings]))
+    assert agreement_with_answer_key(rows, key) == (share, misses)
     with pytest.raises(ConfigError, match="geen.yaml: cannot read the answer key"):
         agreement_with_answer_key(ratings, tmp_path / "geen.yaml")
 

@@ -159,6 +159,56 @@ def evaluate(obj: Context, encoders: str, no_learning_curve: bool, output: Path 
                f"{report.get('holdout', {}).get('macro_f1', 'n/a')}; report in {output or settings.reports_dir}/evaluation.md")
 
 
+@cli.command("review-effect")
+@click.option("--simulate", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Answer the top N pending queue items with the shipped seed and held-out annotations "
+                   "(the demo's answer key) instead of using real decisions; nothing is written.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Report folder (default: reports/).")
+@click.pass_obj
+@friendly
+def review_effect(obj: Context, simulate: int | None, output: Path | None) -> None:
+    """Scores of the model before and after each review round, on the same held-out transcripts.
+
+    A round is one day of review decisions. Round 0 is the seed annotations alone; each
+    later round adds the decisions so far. Per round: grouped-CV macro-F1 of its training set
+    and macro-F1 on the held-out transcripts (utterances reviewed in any round left out).
+    Writes review-effect.json to the report folder.
+
+    Example:
+
+        codeer review-effect --simulate 50
+    """
+    from pipeline.codebook import load_codebook
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import (TrainingConfig, answer_key_round, holdout_annotations, review_round_scores,
+                                   review_rounds_of, seed_annotations)
+
+    settings = obj.settings
+    book = load_codebook(settings.codebook_version)
+    seed, holdout = seed_annotations(book), holdout_annotations(book)
+    if not holdout:
+        raise click.ClickException("no held-out annotations in annotations/holdout/: nothing to score the rounds on.")
+    if simulate:
+        answered, missing = answer_key_round(obj.store, [*seed, *holdout], simulate)
+        click.echo(f"simulated round: {len(answered)} of the top {simulate} queue item(s) answered from the "
+                   f"annotations ({missing} without a known answer left out)")
+        rounds = [answered]
+    else:
+        rounds = review_rounds_of(obj.store)
+    if not any(rounds):
+        raise click.ClickException("no review decisions yet. Review with 'codeer review' or 'codeer serve-review', "
+                                   "or simulate a round with --simulate N.")
+    results = review_round_scores(seed, rounds, holdout, book, config=TrainingConfig(encoder=settings.encoder),
+                                  cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
+    folder = output or settings.reports_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "review-effect.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    click.echo("round  reviewed  grouped-CV macro-F1  held-out macro-F1")
+    for row in results:
+        click.echo(f"{row['round']:>5}  {row['n_reviewed']:>8}  {row['cv_macro_f1']:>19.3f}  {row['holdout_macro_f1']:>17.3f}")
+    click.echo(f"held-out: {results[0]['n_test']} utterances; written {folder / 'review-effect.json'}")
+
+
 @cli.group()
 def models() -> None:
     """List trained models."""

@@ -78,3 +78,49 @@ def _echo_ratings(result, out_dir: Path) -> None:  # type: ignore[no-untyped-def
             counts[rating.rating] = counts.get(rating.rating, 0) + 1
     summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
     click.echo(f"{len(result.ratings)} ratings ({summary}); written: " + ", ".join(str(p) for p in result.files))
+
+
+@cli.command("calibrate-ratings")
+@click.option("--candidates", default="0.1,0.2,0.3,0.4,0.5,0.6", show_default=True,
+              help="Values of evidence.min_predicted_weight to compare, comma-separated.")
+@click.pass_obj
+@friendly
+def calibrate_ratings(obj: Context, candidates: str) -> None:
+    """Compare how model predictions could count as rating evidence, without the answer key.
+
+    Codes every seed transcript out of fold, swaps one transcript at a time from its human
+    codings to those predictions, and counts how many of its municipality's ratings stay as
+    the human codings rate them. Set the best value in annotations/rating_rules.yaml (and bump
+    its version). See docs/ratings.md.
+
+    Example:
+
+        codeer calibrate-ratings --candidates 0.2,0.5
+    """
+    from pipeline.classify import featurize, training_set
+    from pipeline.codebook import load_codebook
+    from pipeline.embed import load_encoder
+    from pipeline.jobs import questionnaire_evidence_of
+    from pipeline.rating_calibration import calibrate_prediction_weight, out_of_fold_codings
+    from pipeline.rating_rules import load_rating_rules
+    from pipeline.store import EmbeddingCache
+    from pipeline.training import TrainingConfig, seed_annotations
+
+    try:
+        values = [float(value) for value in candidates.split(",") if value.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{candidates!r}: give numbers between 0 and 1, e.g. 0.2,0.5", param_hint="--candidates")
+    settings = obj.settings
+    book, rules, config = load_codebook(settings.codebook_version), load_rating_rules(), TrainingConfig(encoder=settings.encoder)
+    annotations = seed_annotations(book)
+    data = training_set(annotations, book)
+    X, _, _ = featurize(data.texts, data.questions, load_encoder(config.encoder), context_weight=config.context_weight,
+                        cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True)
+    predicted = out_of_fold_codings(annotations, X, book, context_weight=config.context_weight, C=config.C,
+                                    n_splits=config.n_splits)
+    points = calibrate_prediction_weight(annotations, predicted, book, rules, questionnaire_evidence_of(obj.store), values)
+    click.echo(f"rules {rules.version}, now min_predicted_weight {rules.evidence.min_predicted_weight}")
+    click.echo("min_predicted_weight  ratings kept  cells  most common change")
+    for point in points:
+        change = f"{point.misses[0][0]} -> {point.misses[0][1]} ({point.misses[0][2]})" if point.misses else "-"
+        click.echo(f"{point.min_predicted_weight:>20}  {point.agreement:>12.3f}  {point.n_cells:>5}  {change}")

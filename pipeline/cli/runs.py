@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -172,4 +173,16 @@ def demo(obj: Context) -> None:
         ctx.invoke(ingest_questionnaire_command, file=csv_file, version=None)
     click.echo("== 4/4 the main job: classify, review queue, ratings, report")
     ctx.invoke(run, folders=(demo_dir,), model_ref="current", fictional=True)
+    _echo_answer_key(obj.settings.reports_dir / "ratings.json", demo_dir / "intended_picture.yaml")
     click.echo(f"== done: open {obj.settings.reports_dir / 'rapport.html'}")
+
+
+def _echo_answer_key(ratings_file: Path, key_file: Path) -> None:
+    """How well the demo's ratings reproduce the answer key its fictional corpus was written to."""
+    from pipeline.aggregate import agreement_with_answer_key
+
+    share, misses = agreement_with_answer_key(json.loads(ratings_file.read_text(encoding="utf-8")), key_file)
+    click.echo(f"== answer key ({key_file.name}): the ratings agree on {share:.1%} of the municipality x "
+               f"incentive cells it specifies; {len(misses)} miss(es) (expected -> rated):")
+    for municipality, code, expected, got in misses:
+        click.echo(f"   {municipality:<12} {code:<28} {expected} -> {got}")
