@@ -402,6 +402,22 @@ def _cite(respondents: Iterable[str], answers: Sequence[_Answer] = ()) -> str:
     return f"({'; '.join(parts)})" if parts else ""
 
 
+def _source_lines(body_nl: list[str], body_en: list[str], names: tuple[str, str], fragments: Sequence[_Fragment],
+                  score: float | None, rules: RatingRules) -> None:
+    """Append the tone of one kind of source (documents, the regional respondent), cited by code."""
+    if fragments:
+        codes = "; ".join(sorted({f.respondent for f in fragments}))
+        body_nl.append(f"{names[0]} ({codes}): {_tone(score, rules, 'nl')}.")
+        body_en.append(f"{names[1]} ({codes}): {_tone(score, rules, 'en')}.")
+
+
+def _questionnaire_lines(body_nl: list[str], body_en: list[str], answers: Sequence[_Answer]) -> None:
+    if answers:
+        counts = ", ".join(_questionnaire_cite(answers))
+        body_nl.append(f"Vragenlijst: {counts} positief.")
+        body_en.append(f"Questionnaire: {counts} positive.")
+
+
 def _role_sentence(fragments: Sequence[_Fragment], gap: float | None, lang: str) -> str:
     if gap is None:
         return ""
@@ -490,14 +506,8 @@ def _rate_cell(municipality: str, code: str, fragments: Sequence[_Fragment], ans
                        f"aanbod: {_tone(score_provision, rules, 'nl')} ({_num(score_provision, 'nl')}).")
         body_en.append(f"Practice: {_tone(score_practice, rules, 'en')} ({_num(score_practice, 'en')}); "
                        f"provision: {_tone(score_provision, rules, 'en')} ({_num(score_provision, 'en')}).")
-    if documents:
-        codes = "; ".join(sorted({f.respondent for f in documents}))
-        body_nl.append(f"Documenten ({codes}): {_tone(score_documents, rules, 'nl')}.")
-        body_en.append(f"Documents ({codes}): {_tone(score_documents, rules, 'en')}.")
-    if answers:
-        counts = ", ".join(_questionnaire_cite(answers))
-        body_nl.append(f"Vragenlijst: {counts} positief.")
-        body_en.append(f"Questionnaire: {counts} positive.")
+    _source_lines(body_nl, body_en, ("Documenten", "Documents"), documents, score_documents, rules)
+    _questionnaire_lines(body_nl, body_en, answers)
     for lang, body in (("nl", body_nl), ("en", body_en)):
         sentence = _role_sentence(fragments, gap, lang)
         if sentence:
@@ -575,14 +585,9 @@ def _rate_region(code: str, municipal: Sequence[Rating], regional: Sequence[_Fra
                        f"({_num(scores[0][0], 'nl')}).")
         body_en.append(f"Highest {scores[-1][1]} ({_num(scores[-1][0], 'en')}), lowest {scores[0][1]} "
                        f"({_num(scores[0][0], 'en')}).")
-    if regional:
-        codes = "; ".join(sorted({f.respondent for f in regional}))
-        body_nl.append(f"Regionale respondent ({codes}): {_tone(regional_balance.score, rules, 'nl')}.")
-        body_en.append(f"Regional respondent ({codes}): {_tone(regional_balance.score, rules, 'en')}.")
-    if answers:
-        counts_q = ", ".join(_questionnaire_cite(answers))
-        body_nl.append(f"Vragenlijst: {counts_q} positief.")
-        body_en.append(f"Questionnaire: {counts_q} positive.")
+    _source_lines(body_nl, body_en, ("Regionale respondent", "Regional respondent"), regional,
+                  regional_balance.score, rules)
+    _questionnaire_lines(body_nl, body_en, answers)
     if cite:
         body_nl.append(f"Bronnen {cite}.")
         body_en.append(f"Sources {cite}.")
