@@ -222,7 +222,8 @@ def _impact_function(rating_impact: RatingImpact | None, store: Store, predictio
     if rating_impact is not None:
         weights = dict(rating_impact)
         return lambda municipality, code: float(weights.get((municipality, code), 1.0))
-    evidence = dict(store.evidence_counts())
+    # only the municipalities of this batch: impact is asked for no others
+    evidence = dict(store.evidence_counts({utterance.municipality for utterance in utterances.values()}))
     for utterance_id, rows in predictions.items():
         utterance = utterances.get(utterance_id)
         if utterance is None or utterance_id in human:

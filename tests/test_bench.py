@@ -149,3 +149,22 @@ def test_bench_separate_floor_encodes_the_same_texts_as_the_pipeline(tmp_path: P
     scale = json.loads(out.read_text(encoding="utf-8"))["scales"][0]
     assert scale["floor_method"] == "separate" and scale["encoder_id"].startswith("bench-hash")
     assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > scale["n_utterances"]
+
+
+def test_evidence_counts_of_some_municipalities_are_those_of_all_restricted(tmp_path: Path, segmenter: Segmenter,
+                                                                           any_store) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.records import Annotation, Coding
+    from pipeline.store import now
+
+    corpus = make_corpus(3, tmp_path / "load", seed=2, segmenter=segmenter, utterances_per_interview=6)
+    ingest_paths([corpus.out_dir], any_store, segmenter, metadata_file=corpus.metadata_file)
+    utterances = list(any_store.iter_utterances())
+    any_store.add_annotations(
+        Annotation(u.utterance_id, u.transcript_id, "", u.start, u.end, u.text,
+                   (Coding("tijd_evaluatie", "+-"[i % 2], "practice"),), "tester", now(), "garvin2008")
+        for i, u in enumerate(utterances))
+    everything = any_store.evidence_counts()
+    assert {m for m, _ in everything} == set(corpus.municipalities)
+    some = corpus.municipalities[:2]
+    assert any_store.evidence_counts(some) == {key: n for key, n in everything.items() if key[0] in some}
+    assert any_store.evidence_counts([]) == {}
