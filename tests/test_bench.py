@@ -134,6 +134,7 @@ def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, ca
     assert scale["warm_counts"]["utterances_classified"] == 0 and scale["warm_counts"]["texts_encoded"] == 0
     # the floor encodes what the pipeline encoded: its unique texts and questions
     assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > report["n_utterances"]
+    assert scale["counts"]["texts_encoded"] == scale["n_texts_encoded_pipeline"]
     printed = capsys.readouterr().out
     assert "overhead" in printed and "warm/cold" in printed and str(out) in printed
 
@@ -148,7 +149,8 @@ def test_bench_separate_floor_encodes_the_same_texts_as_the_pipeline(tmp_path: P
                  "--no-train-cache", "--out", str(out)]) == 0
     scale = json.loads(out.read_text(encoding="utf-8"))["scales"][0]
     assert scale["floor_method"] == "separate" and scale["encoder_id"].startswith("bench-hash")
-    assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > scale["n_utterances"]
+    assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] == scale["counts"]["texts_encoded"]
+    assert scale["n_texts_encoded_pipeline"] > scale["n_utterances"]
 
 
 def test_evidence_counts_of_some_municipalities_are_those_of_all_restricted(tmp_path: Path, segmenter: Segmenter,
@@ -168,3 +170,41 @@ def test_evidence_counts_of_some_municipalities_are_those_of_all_restricted(tmp_
     some = corpus.municipalities[:2]
     assert any_store.evidence_counts(some) == {key: n for key, n in everything.items() if key[0] in some}
     assert any_store.evidence_counts([]) == {}
+
+
+class _Counting:
+    """The benchmark's hash encoder, counting the texts it is asked to encode."""
+
+    supports_cuda = False
+
+    def __init__(self, dim: int) -> None:
+        from bench.run import HashEncoder
+
+        self.inner = HashEncoder(dim)
+        self.encoder_id, self.dim, self.n_texts = self.inner.encoder_id, dim, 0
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.n_texts += len(texts)
+        return self.inner.encode(texts)
+
+
+@pytest.mark.parametrize("concat", [False, True])
+def test_featurize_counts_the_texts_actually_encoded(tmp_path: Path, concat: bool) -> None:
+    from pipeline.classify import featurize
+    from pipeline.embed import ConcatEncoder
+    from pipeline.store import EmbeddingCache
+
+    texts = ["Wij leren van elkaar.", "De werkdruk is hoog.", "Wij leren van elkaar.", "Wij leren van elkaar."]
+    questions = ["Hoe leert u?", "Hoe leert u?", "Hoe leert u?", "De werkdruk is hoog."]
+    parts = (_Counting(8), _Counting(16)) if concat else (_Counting(8),)
+    encoder = ConcatEncoder(parts) if concat else parts[0]
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    _, n_encoded, n_hits = featurize(texts, questions, encoder, context_weight=0.5, cache=cache)
+    # two distinct texts, then one new question (the other question is a cached text)
+    assert n_encoded == 3 == parts[0].n_texts and n_hits == 1
+    assert all(part.n_texts == 3 for part in parts)
+    _, n_encoded, n_hits = featurize(texts, questions, encoder, context_weight=0.5, cache=cache)
+    assert n_encoded == 0 and n_hits == 8
+    # without a cache a question equal to a text is encoded again: it counts again
+    _, n_encoded, _ = featurize(texts, questions, _Counting(8), context_weight=0.5)
+    assert n_encoded == 4
