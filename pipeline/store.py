@@ -373,17 +373,31 @@ class Store:
         with self.engine.connect() as connection:
             return list(connection.execute(query).scalars())
 
-    def iter_pending_utterances(self, model_id: str, transcript_id: str | None = None) -> Iterator[Utterance]:
+    def iter_pending_utterances(self, model_id: str, transcript_id: str | None = None, *,
+                                page_size: int = 2000) -> Iterator[Utterance]:
         """Active utterances without predictions of ``model_id`` (of one transcript, or all),
-        in transcript and position order, streamed."""
+        in transcript and position order, streamed.
+
+        Read a page of at most ``page_size`` at a time, by keyset (the transcripts in source
+        order, then ``position > last``), each page its own short read: no read stays open
+        while the caller stores what it made of the last page, so on SQLite the WAL can be
+        checkpointed during a long run (issue 8)."""
         u, t = self.utterances, self.transcripts
-        query = (sa.select(u).join(t, t.c.id == u.c.transcript_id)
-                 .where(t.c.status == "active", self._unpredicted(model_id)).order_by(t.c.source, u.c.position))
-        if transcript_id is not None:
-            query = query.where(u.c.transcript_id == transcript_id)
-        with self.engine.connect() as connection:
-            for row in connection.execution_options(yield_per=2000).execute(query).mappings():
-                yield _utterance_from_row(row)
+        transcript_ids = self.pending_transcript_ids(model_id) if transcript_id is None else [transcript_id]
+        for current in transcript_ids:
+            last = -1
+            while True:
+                query = (sa.select(u).join(t, t.c.id == u.c.transcript_id)
+                         .where(u.c.transcript_id == current, t.c.status == "active", u.c.position > last,
+                                self._unpredicted(model_id))
+                         .order_by(u.c.position).limit(page_size))
+                with self.engine.connect() as connection:
+                    rows = connection.execute(query).mappings().all()
+                for row in rows:
+                    yield _utterance_from_row(row)
+                if len(rows) < page_size:
+                    break
+                last = rows[-1]["position"]
 
     def iter_predictions(self, model_id: str, *, only_predicted: bool = False) -> Iterator[Prediction]:
         """Predictions of one model on active transcripts, in utterance order."""

@@ -208,3 +208,28 @@ def test_featurize_counts_the_texts_actually_encoded(tmp_path: Path, concat: boo
     # without a cache a question equal to a text is encoded again: it counts again
     _, n_encoded, _ = featurize(texts, questions, _Counting(8), context_weight=0.5)
     assert n_encoded == 4
+
+
+def test_pending_utterances_come_in_short_reads_that_let_the_wal_checkpoint(segmenter: Segmenter, fresh_store,  # type: ignore[no-untyped-def]
+                                                                           tmp_path: Path) -> None:
+    import sqlite3
+
+    corpus = make_corpus(2, tmp_path / "load", seed=5, segmenter=segmenter, utterances_per_interview=5)
+    ingest_paths([corpus.out_dir], fresh_store, segmenter, metadata_file=corpus.metadata_file)
+    everything = [u.utterance_id for u in fresh_store.iter_pending_utterances("m1")]
+    assert len(everything) == fresh_store.count_rows("utterances") > 12
+    assert [u.utterance_id for u in fresh_store.iter_pending_utterances("m1", page_size=3)] == everything
+    # store predictions while streaming, as classify does: nothing is skipped or repeated,
+    # and between pages no read holds the WAL (a full checkpoint succeeds)
+    database = fresh_store.engine.url.database
+    seen = []
+    for utterance in fresh_store.iter_pending_utterances("m1", page_size=3):
+        seen.append(utterance.utterance_id)
+        fresh_store.save_predictions([Prediction(utterance.utterance_id, "m1", "analyse", 0.1, False)])
+        if len(seen) % 3 == 0:
+            with sqlite3.connect(database, timeout=0) as connection:
+                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0
+    assert seen == everything
+    assert list(fresh_store.iter_pending_utterances("m1", page_size=3)) == []
+
