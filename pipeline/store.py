@@ -418,6 +418,11 @@ class Store:
         Columns: see :data:`pipeline.aggregate.CODING_COLUMNS` plus ``direction_p`` and ``text``."""
         import pandas as pd
 
+        with self.engine.connect() as connection:
+            rows = [tuple(row) for query in self._codings_queries(model_id) for row in connection.execute(query)]
+        return pd.DataFrame(rows, columns=CODINGS_FRAME_COLUMNS)
+
+    def _codings_queries(self, model_id: str | None) -> list[sa.Select]:  # type: ignore[type-arg]
         a, p, u, t = self.annotations, self.predictions, self.utterances, self.transcripts
         meta = (u.c.id.label("utterance_id"), u.c.transcript_id, u.c.municipality, u.c.respondent, u.c.role, u.c.text)
         human = (sa.select(*meta, a.c.code, a.c.direction, a.c.facet, sa.literal(1.0).label("weight"),
@@ -430,11 +435,7 @@ class Store:
                           sa.literal("predicted").label("source"), p.c.direction_p)
                 .join(p, p.c.utterance_id == u.c.id).join(t, t.c.id == u.c.transcript_id)
                 .where(t.c.status == "active", p.c.model_id == model_id, p.c.predicted.is_(True)))
-        columns = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code", "direction",
-                   "facet", "weight", "source", "direction_p"]
-        with self.engine.connect() as connection:
-            rows = [tuple(row) for query in queries for row in connection.execute(query)]
-        return pd.DataFrame(rows, columns=columns)
+        return queries
 
     def count_rows(self, table: str) -> int:
         """Number of rows in a table (for summaries and tests)."""
@@ -951,6 +952,28 @@ class Store:
                 return None
             n = connection.execute(sa.select(sa.func.count()).select_from(u).where(u.c.transcript_id == active))
             return str(active), int(n.scalar_one())
+
+    def iter_codings_frames(self, model_id: str | None, *, municipalities_per_frame: int = 10) -> Iterator["pd.DataFrame"]:
+        """:meth:`codings_frame` a few municipalities at a time, in municipality order: every
+        row of an utterance comes in the same frame, and the rows of all frames together are
+        those of :meth:`codings_frame`. Each frame is its own short read (issue 8)."""
+        import pandas as pd
+
+        u, t = self.utterances, self.transcripts
+        with self.engine.connect() as connection:
+            names = list(connection.execute(
+                sa.select(u.c.municipality).join(t, t.c.id == u.c.transcript_id).where(t.c.status == "active")
+                .distinct().order_by(u.c.municipality)).scalars())
+        for start in range(0, len(names), municipalities_per_frame):
+            chunk = names[start : start + municipalities_per_frame]
+            with self.engine.connect() as connection:
+                rows = [tuple(row) for query in self._codings_queries(model_id)
+                        for row in connection.execute(query.where(u.c.municipality.in_(chunk)))]
+            yield pd.DataFrame(rows, columns=CODINGS_FRAME_COLUMNS)
+
+
+CODINGS_FRAME_COLUMNS = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code",
+                         "direction", "facet", "weight", "source", "direction_p"]
 
 
 def _utterance_row(utterance: Utterance) -> dict[str, object]:

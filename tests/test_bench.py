@@ -125,7 +125,7 @@ def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, ca
                 "stages", "peak_rss_mb", "utterances_per_s", "machine", "git_commit"):
         assert key in report, key
     assert {"cpu_count", "torch_threads", "device"} <= set(report["machine"])
-    assert {"ingest", "segment", "embed", "classify", "codings", "rate"} <= set(report["stages"])
+    assert {"ingest", "segment", "embed", "classify", "rate"} <= set(report["stages"])
     scale = report["scales"][0]
     assert report["n_utterances"] == scale["n_utterances"] >= 12
     assert scale["counts"]["utterances_classified"] == report["n_utterances"]
@@ -233,3 +233,43 @@ def test_pending_utterances_come_in_short_reads_that_let_the_wal_checkpoint(segm
     assert seen == everything
     assert list(fresh_store.iter_pending_utterances("m1", page_size=3)) == []
 
+
+def test_rating_the_store_a_few_municipalities_at_a_time_gives_the_ratings_of_the_whole_table(
+        tmp_path: Path, segmenter: Segmenter, fresh_store) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from pipeline.codebook import load_codebook
+    from pipeline.jobs import rate_codings, rate_store
+    from pipeline.rating_rules import load_rating_rules
+    from pipeline.records import Annotation, Coding
+    from pipeline.store import now
+
+    codebook = load_codebook("garvin2008")
+    corpus = make_corpus(3, tmp_path / "load", seed=7, segmenter=segmenter, utterances_per_interview=12)
+    ingest_paths([corpus.out_dir], fresh_store, segmenter, metadata_file=corpus.metadata_file)
+    utterances = list(fresh_store.iter_utterances())
+    rng = random.Random(0)
+    codes = [*codebook.incentives, *load_rating_rules().context.codes]
+    predictions = []
+    for u in utterances:
+        for code in rng.sample(codes, 3):
+            p = rng.random()
+            predictions.append(Prediction(u.utterance_id, "m1", code, p, p >= 0.4, rng.choice("+-0"), rng.random(),
+                                          rng.choice(["practice", "provision", None])))
+    fresh_store.save_predictions(predictions)
+    # human codings override the predictions of a few utterances; one says "no code"
+    fresh_store.add_annotations(
+        Annotation(u.utterance_id, u.transcript_id, "", u.start, u.end, u.text,
+                   (Coding(codes[i % len(codes)], "+", "practice"),) if i else (), "tester", now(), "garvin2008")
+        for i, u in enumerate(utterances[::5]))
+    whole = rate_codings(fresh_store.codings_frame("m1"), codebook, tmp_path / "whole", model_id="m1", fictional=True)
+    streamed = rate_store(fresh_store, codebook, tmp_path / "streamed", model_id="m1", fictional=True,
+                          municipalities_per_frame=1)
+    assert any(r.rating != "onvoldoende_bewijs" for r in whole.ratings)
+    assert streamed.ratings == whole.ratings and streamed.context == whole.context
+    assert streamed.n_codings == len(fresh_store.codings_frame("m1"))
+    for name in ("ratings.json", "ratings.csv", "rapport.md", "rapport.html"):
+        if (tmp_path / "whole" / name).is_file():
+            assert (tmp_path / "streamed" / name).read_text(encoding="utf-8") == \
+                (tmp_path / "whole" / name).read_text(encoding="utf-8"), name
+    assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == sorted(p.name for p in (tmp_path / "streamed").iterdir())
