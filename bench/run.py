@@ -6,7 +6,8 @@ One run trains a model once (not timed), then for each scale builds a load corpu
 - the cold pipeline on a fresh SQLite workspace and a fresh embedding cache, by stage:
   ``ingest`` (read, parse, segment, store; ``segment`` is the spaCy part of it),
   ``embed`` and ``classify`` (:func:`pipeline.jobs.classify_pending`; ``pending`` is finding
-  the work), ``codings`` (:meth:`Store.codings_frame`) and ``rate`` (ratings and report);
+  the work) and ``rate`` (the codings streamed from the store a few municipalities at a
+  time, ratings and report: :func:`pipeline.jobs.rate_store`);
 - the warm re-run on the unchanged files in the same workspace;
 - the floor: the encoder called directly on the same texts the pipeline encodes (unique
   utterance texts and unique questions), batch by batch, with no cache and no codeer code;
@@ -203,7 +204,7 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
     PassResult
     """
     from pipeline.ingest import ingest_paths
-    from pipeline.jobs import classify_pending, rate_codings
+    from pipeline.jobs import classify_pending, rate_store
     from pipeline.segment import Segmenter
 
     timed = _TimedNlp(segmenter.nlp)
@@ -224,10 +225,7 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
     result.stages["classify"] = stats.seconds_classify
     result.stages["pending"] = max(0.0, classify_total - stats.seconds_embed - stats.seconds_classify)
     step = time.perf_counter()
-    codings = store.codings_frame(loaded.model_id)
-    result.stages["codings"] = time.perf_counter() - step
-    step = time.perf_counter()
-    rated = rate_codings(codings, codebook, reports_dir, model_id=loaded.model_id, fictional=True)
+    rated = rate_store(store, codebook, reports_dir, model_id=loaded.model_id, fictional=True)
     result.stages["rate"] = time.perf_counter() - step
     result.floor_seconds = sum(part.floor_seconds for part in encoder_parts)
     result.floor_cpu_seconds = sum(part.floor_cpu_seconds for part in encoder_parts)
@@ -243,7 +241,7 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
         "transcripts_unchanged": sum(r.status == "unchanged" for r in report.results),
         "utterances_classified": stats.n_classified, "texts_encoded": stats.n_embedded,
         "embedding_cache_hits": stats.n_cache_hits, "review_items_added": stats.n_review_added,
-        "codings_rows": len(codings), "ratings": len(rated.ratings),
+        "codings_rows": rated.n_codings, "ratings": len(rated.ratings),
     }
     result.n_utterances = store.count_rows("utterances")
     return result

@@ -100,15 +100,15 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
 def rate_task(model_path: str, config: RunConfig) -> list[dict[str, object]]:
     """Rate from the store, write ratings and the report; return the ratings that moved."""
     from pipeline.codebook import load_codebook
-    from pipeline.jobs import previous_ratings, questionnaire_evidence_of, rate_codings, rating_changes
+    from pipeline.jobs import previous_ratings, questionnaire_evidence_of, rate_store, rating_changes
 
     loaded = model_for(model_path, config.codebook_version)
     store = store_for(config.url)
     out_dir = config.home / "reports"
     before = previous_ratings(out_dir)
-    result = rate_codings(store.codings_frame(loaded.model_id), load_codebook(config.codebook_version), out_dir,
-                          model_id=loaded.model_id, questionnaire=questionnaire_evidence_of(store),
-                          fictional=config.fictional, region_name=config.region_name)
+    result = rate_store(store, load_codebook(config.codebook_version), out_dir, model_id=loaded.model_id,
+                        questionnaire=questionnaire_evidence_of(store), fictional=config.fictional,
+                        region_name=config.region_name)
     return rating_changes(before, result.ratings)
 
 

@@ -255,6 +255,46 @@ def _fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) ->
     return [(key[1], best[key][1]) for key in sorted(best)]
 
 
+@dataclass(frozen=True, slots=True)
+class CodedFragments:
+    """The validated evidence of a codings table, without its text: what rating needs of it.
+
+    Made a part at a time by :func:`coded_fragments` and joined with :meth:`join`, so a corpus
+    is rated without its whole codings table in memory (issue 8).
+    """
+
+    pairs: tuple[tuple[str, _Fragment], ...]
+
+    @property
+    def keys(self) -> set[tuple[str, str]]:
+        """``(utterance id, code)`` of every fragment (the rows a report may quote)."""
+        return {(fragment.utterance_id, code) for code, fragment in self.pairs}
+
+    @classmethod
+    def join(cls, parts: Iterable[CodedFragments]) -> CodedFragments:
+        """Fragments of parts that split the corpus by utterance (by municipality, say)."""
+        pairs = [pair for part in parts for pair in part.pairs]
+        pairs.sort(key=lambda pair: (pair[1].utterance_id, pair[0]))  # the order of one whole table
+        return cls(tuple(pairs))
+
+
+def coded_fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) -> CodedFragments:
+    """Validate a codings table (as for :func:`rate_incentives`) and keep only its evidence.
+
+    A table that holds every row of some utterances (every row of some municipalities, say)
+    can be reduced on its own: rating the :meth:`CodedFragments.join` of such parts gives the
+    ratings of the whole table.
+
+    Examples
+    --------
+    >>> from pipeline.codebook import load_codebook
+    >>> from pipeline.rating_rules import load_rating_rules
+    >>> coded_fragments(codings_from_annotations([]), load_codebook(), load_rating_rules()).pairs
+    ()
+    """
+    return CodedFragments(tuple(_fragments(codings, codebook, rules)))
+
+
 def _answers(questionnaire: pd.DataFrame | None) -> dict[tuple[str, str], list[_Answer]]:
     if questionnaire is None or len(questionnaire) == 0:
         return {}
@@ -611,19 +651,20 @@ def _municipalities(fragments: Iterable[_Fragment], answers: dict[tuple[str, str
     return sorted(names - {REGION})
 
 
-def rate_incentives(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules,
+def rate_incentives(codings: pd.DataFrame | CodedFragments, codebook: Codebook, rules: RatingRules,
                     questionnaire: pd.DataFrame | None = None) -> list[Rating]:
     """Rate every incentive per municipality and for the region.
 
     Parameters
     ----------
-    codings : pandas.DataFrame
+    codings : pandas.DataFrame or CodedFragments
         One row per (utterance, code) with the columns of :data:`CODING_COLUMNS` (``text`` is
         optional and unused here; an optional ``direction_p``, the probability of the predicted
         direction, multiplies the weight). Where an utterance has a human row (a human row with
         an empty ``code`` says "annotated, no code"), its predicted rows are
         dropped; predictions under ``evidence.min_predicted_weight`` are not evidence. Rows of
-        the regional respondent (role ``regio``) feed the region rows only.
+        the regional respondent (role ``regio``) feed the region rows only. Or the same
+        table gathered a part at a time by :func:`coded_fragments`.
     codebook : Codebook
         The codebook the codings were made with; its incentives are rated.
     rules : RatingRules
@@ -647,7 +688,7 @@ def rate_incentives(codings: pd.DataFrame, codebook: Codebook, rules: RatingRule
     UnknownCodeError
         A code is not in ``codebook``.
     """
-    pairs = _fragments(codings, codebook, rules)
+    pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules)
     answers = _answers(questionnaire)
     incentives = set(codebook.incentives)
     by_cell: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
@@ -713,12 +754,13 @@ def _rate_context_cell(municipality: str, code: str, fragments: Sequence[_Fragme
     )
 
 
-def rate_context(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) -> list[ContextRating]:
+def rate_context(codings: pd.DataFrame | CodedFragments, codebook: Codebook,
+                 rules: RatingRules) -> list[ContextRating]:
     """Bevorderend / belemmerend / gemengd per context code, per municipality and for the region.
 
     Parameters
     ----------
-    codings : pandas.DataFrame
+    codings : pandas.DataFrame or CodedFragments
         As for :func:`rate_incentives`.
     codebook : Codebook
         Must contain every code of ``rules.context.codes`` (a codebook without one of them
@@ -731,7 +773,7 @@ def rate_context(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) 
         Per municipality (sorted) and context code (rules order), then the region rows, which
         pool all sources of the region including the regional respondent.
     """
-    pairs = _fragments(codings, codebook, rules)
+    pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules)
     codes = [code for code in rules.context.codes if code in codebook]
     wanted = set(codes)
     by_cell: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)

@@ -377,17 +377,19 @@ class CodingModel:
 def featurize(texts: Sequence[str], questions: Sequence[str], encoder, *, context_weight: float,  # type: ignore[no-untyped-def]
               cache=None, batch_size: int = 64, show_progress: bool = False) -> tuple[np.ndarray, int, int]:
     """Embed utterances (and their questions when ``context_weight`` > 0); return
-    ``(features, n_encoded, n_cache_hits)``."""
-    from pipeline.embed import embed_texts
+    ``(features, n_encoded, n_cache_hits)``; ``n_encoded`` counts the texts the encoder was
+    called on (a repeated text or question once)."""
+    from pipeline.embed import embed_texts_counted
 
-    vectors, hits = embed_texts(texts, encoder, cache=cache, batch_size=batch_size, show_progress=show_progress)
-    n_total = len(texts)
+    vectors, hits, n_encoded = embed_texts_counted(texts, encoder, cache=cache, batch_size=batch_size,
+                                                   show_progress=show_progress)
     question_vectors = None
     if context_weight:
-        question_vectors, question_hits = embed_texts(questions, encoder, cache=cache, batch_size=batch_size)
+        question_vectors, question_hits, question_encoded = embed_texts_counted(questions, encoder, cache=cache,
+                                                                                batch_size=batch_size)
         hits += question_hits
-        n_total += len(questions)
-    return make_features(vectors, question_vectors, context_weight, questions), n_total - hits, hits
+        n_encoded += question_encoded
+    return make_features(vectors, question_vectors, context_weight, questions), n_encoded, hits
 
 
 def self_train(X: np.ndarray, data: TrainingSet, X_unlabelled: np.ndarray, model: CodingModel,

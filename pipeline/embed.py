@@ -181,11 +181,40 @@ def embed_texts(
     With a cache, only texts without a valid cached vector reach the encoder, and new vectors
     are stored. Duplicate texts are encoded once.
     """
+    vectors, n_hits, _ = embed_texts_counted(texts, encoder, cache=cache, batch_size=batch_size,
+                                             show_progress=show_progress)
+    return vectors, n_hits
+
+
+def embed_texts_counted(
+    texts: Sequence[str],
+    encoder: Encoder,
+    *,
+    cache: EmbeddingCacheLike | None = None,
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> tuple[np.ndarray, int, int]:
+    """:func:`embed_texts`, also counting the texts that reached the encoder.
+
+    Returns
+    -------
+    (vectors, n_cache_hits, n_encoded)
+        ``n_encoded`` counts distinct texts the encoder was called on (a text repeated in
+        ``texts`` once; with a concatenation, a text any part encoded once).
+    """
+    vectors, n_hits, encoded = _embed(texts, encoder, cache=cache, batch_size=batch_size, show_progress=show_progress)
+    return vectors, n_hits, len(encoded)
+
+
+def _embed(texts: Sequence[str], encoder: Encoder, *, cache: EmbeddingCacheLike | None, batch_size: int,
+           show_progress: bool) -> tuple[np.ndarray, int, set[int]]:
+    """Vectors, cache hits and the index of the first occurrence of every text encoded."""
     if isinstance(encoder, ConcatEncoder):
         # each part through the cache, so e5+use reuses what e5 and use already embedded
-        parts = [embed_texts(texts, part, cache=cache, batch_size=batch_size, show_progress=show_progress)
+        parts = [_embed(texts, part, cache=cache, batch_size=batch_size, show_progress=show_progress)
                  for part in encoder.parts]
-        return _normalise(np.hstack([vectors for vectors, _ in parts])), min(hits for _, hits in parts)
+        return (_normalise(np.hstack([vectors for vectors, _, _ in parts])), min(hits for _, hits, _ in parts),
+                set().union(*(encoded for _, _, encoded in parts)))
     keys = [cache_key(encoder.encoder_id, text) for text in texts]
     vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
     found = cache.get_many(keys, encoder.encoder_id, encoder.dim) if cache is not None else {}
@@ -212,7 +241,7 @@ def embed_texts(
             vectors[index] = fresh[key]
     n_hits = sum(1 for key in keys if key in found)
     logger.info("embedded %d texts with %s: %d from cache, %d encoded", len(texts), encoder.encoder_id, n_hits, len(todo))
-    return vectors, n_hits
+    return vectors, n_hits, set(missing.values())
 
 
 def cache_key(encoder_id: str, text: str) -> str:

@@ -34,10 +34,12 @@ import csv
 import hashlib
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import chain
 from pathlib import Path
 
 from pipeline.codebook import Codebook
@@ -225,7 +227,8 @@ def _impact_function(rating_impact: RatingImpact | None, store: Store, predictio
     if rating_impact is not None:
         weights = dict(rating_impact)
         return lambda municipality, code: float(weights.get((municipality, code), 1.0))
-    evidence = dict(store.evidence_counts())
+    # only the municipalities of this batch: impact is asked for no others
+    evidence = dict(store.evidence_counts({utterance.municipality for utterance in utterances.values()}))
     for utterance_id, rows in predictions.items():
         utterance = utterances.get(utterance_id)
         if utterance is None or utterance_id in human:
@@ -259,20 +262,20 @@ class _DuplicateIndex:
 
     def __init__(self, threshold: float = NEAR_DUPLICATE) -> None:
         self.threshold = threshold
-        self._sets: list[frozenset[str]] = []
+        self._sizes: list[int] = []
         self._index: dict[str, list[int]] = {}
 
     def is_near_duplicate(self, shingles: frozenset[str]) -> bool:
-        overlap: dict[int, int] = {}
-        for shingle in shingles:
-            for other in self._index.get(shingle, ()):
-                overlap[other] = overlap.get(other, 0) + 1
-        return any(n / len(shingles | self._sets[other]) >= self.threshold for other, n in overlap.items())
+        # overlaps counted in C, and |a | b| = |a| + |b| - |a & b|: building the union of every
+        # overlapping set grew with the number of similar texts in a batch (issue 8)
+        overlap = Counter(chain.from_iterable(self._index.get(shingle, ()) for shingle in shingles))
+        size, sizes, threshold = len(shingles), self._sizes, self.threshold
+        return any(n / (size + sizes[other] - n) >= threshold for other, n in overlap.items())
 
     def add(self, shingles: frozenset[str]) -> None:
         for shingle in shingles:
-            self._index.setdefault(shingle, []).append(len(self._sets))
-        self._sets.append(shingles)
+            self._index.setdefault(shingle, []).append(len(self._sizes))
+        self._sizes.append(len(shingles))
 
 
 def enqueue(

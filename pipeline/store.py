@@ -373,17 +373,31 @@ class Store:
         with self.engine.connect() as connection:
             return list(connection.execute(query).scalars())
 
-    def iter_pending_utterances(self, model_id: str, transcript_id: str | None = None) -> Iterator[Utterance]:
+    def iter_pending_utterances(self, model_id: str, transcript_id: str | None = None, *,
+                                page_size: int = 2000) -> Iterator[Utterance]:
         """Active utterances without predictions of ``model_id`` (of one transcript, or all),
-        in transcript and position order, streamed."""
+        in transcript and position order, streamed.
+
+        Read a page of at most ``page_size`` at a time, by keyset (the transcripts in source
+        order, then ``position > last``), each page its own short read: no read stays open
+        while the caller stores what it made of the last page, so on SQLite the WAL can be
+        checkpointed during a long run (issue 8)."""
         u, t = self.utterances, self.transcripts
-        query = (sa.select(u).join(t, t.c.id == u.c.transcript_id)
-                 .where(t.c.status == "active", self._unpredicted(model_id)).order_by(t.c.source, u.c.position))
-        if transcript_id is not None:
-            query = query.where(u.c.transcript_id == transcript_id)
-        with self.engine.connect() as connection:
-            for row in connection.execution_options(yield_per=2000).execute(query).mappings():
-                yield _utterance_from_row(row)
+        transcript_ids = self.pending_transcript_ids(model_id) if transcript_id is None else [transcript_id]
+        for current in transcript_ids:
+            last = -1
+            while True:
+                query = (sa.select(u).join(t, t.c.id == u.c.transcript_id)
+                         .where(u.c.transcript_id == current, t.c.status == "active", u.c.position > last,
+                                self._unpredicted(model_id))
+                         .order_by(u.c.position).limit(page_size))
+                with self.engine.connect() as connection:
+                    rows = connection.execute(query).mappings().all()
+                for row in rows:
+                    yield _utterance_from_row(row)
+                if len(rows) < page_size:
+                    break
+                last = rows[-1]["position"]
 
     def iter_predictions(self, model_id: str, *, only_predicted: bool = False) -> Iterator[Prediction]:
         """Predictions of one model on active transcripts, in utterance order."""
@@ -404,6 +418,11 @@ class Store:
         Columns: see :data:`pipeline.aggregate.CODING_COLUMNS` plus ``direction_p`` and ``text``."""
         import pandas as pd
 
+        with self.engine.connect() as connection:
+            rows = [tuple(row) for query in self._codings_queries(model_id) for row in connection.execute(query)]
+        return pd.DataFrame(rows, columns=CODINGS_FRAME_COLUMNS)
+
+    def _codings_queries(self, model_id: str | None) -> list[sa.Select]:  # type: ignore[type-arg]
         a, p, u, t = self.annotations, self.predictions, self.utterances, self.transcripts
         meta = (u.c.id.label("utterance_id"), u.c.transcript_id, u.c.municipality, u.c.respondent, u.c.role, u.c.text)
         human = (sa.select(*meta, a.c.code, a.c.direction, a.c.facet, sa.literal(1.0).label("weight"),
@@ -416,11 +435,7 @@ class Store:
                           sa.literal("predicted").label("source"), p.c.direction_p)
                 .join(p, p.c.utterance_id == u.c.id).join(t, t.c.id == u.c.transcript_id)
                 .where(t.c.status == "active", p.c.model_id == model_id, p.c.predicted.is_(True)))
-        columns = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code", "direction",
-                   "facet", "weight", "source", "direction_p"]
-        with self.engine.connect() as connection:
-            rows = [tuple(row) for query in queries for row in connection.execute(query)]
-        return pd.DataFrame(rows, columns=columns)
+        return queries
 
     def count_rows(self, table: str) -> int:
         """Number of rows in a table (for summaries and tests)."""
@@ -832,17 +847,24 @@ class Store:
         labels.update({uid: tuple(codings) for uid, codings in review.items()})
         return labels
 
-    def evidence_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
-        """Human evidence per ``(municipality, code)`` on active transcripts: ``(n_plus, n_minus)``."""
+    def evidence_counts(self, municipalities: Iterable[str] | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+        """Human evidence per ``(municipality, code)`` on active transcripts: ``(n_plus, n_minus)``.
+
+        With ``municipalities``, only theirs: what one batch of the review queue needs, at a
+        cost that does not grow with the rest of the corpus (issue 8)."""
         a, u, t = self.annotations, self.utterances, self.transcripts
         query = (sa.select(u.c.municipality, a.c.code, a.c.direction, sa.func.count(sa.distinct(a.c.utterance_id)))
                  .join(u, u.c.id == a.c.utterance_id).join(t, t.c.id == u.c.transcript_id)
                  .where(t.c.status == "active").group_by(u.c.municipality, a.c.code, a.c.direction))
+        names = None if municipalities is None else sorted(set(municipalities))
+        queries = [query] if names is None else [query.where(u.c.municipality.in_(names[start:start + 500]))
+                                                 for start in range(0, len(names), 500)]
         counts: dict[tuple[str, str], tuple[int, int]] = {}
         with self.engine.connect() as connection:
-            for municipality, code, direction, n in connection.execute(query).tuples():
-                plus, minus = counts.get((municipality, code), (0, 0))
-                counts[(municipality, code)] = (plus + n * (direction == "+"), minus + n * (direction == "-"))
+            for part in queries:
+                for municipality, code, direction, n in connection.execute(part).tuples():
+                    plus, minus = counts.get((municipality, code), (0, 0))
+                    counts[(municipality, code)] = (plus + n * (direction == "+"), minus + n * (direction == "-"))
         return counts
 
     def iter_review_decisions_for_training(self) -> Iterator[tuple[ReviewDecision, Utterance, str, str]]:
@@ -930,6 +952,28 @@ class Store:
                 return None
             n = connection.execute(sa.select(sa.func.count()).select_from(u).where(u.c.transcript_id == active))
             return str(active), int(n.scalar_one())
+
+    def iter_codings_frames(self, model_id: str | None, *, municipalities_per_frame: int = 10) -> Iterator["pd.DataFrame"]:
+        """:meth:`codings_frame` a few municipalities at a time, in municipality order: every
+        row of an utterance comes in the same frame, and the rows of all frames together are
+        those of :meth:`codings_frame`. Each frame is its own short read (issue 8)."""
+        import pandas as pd
+
+        u, t = self.utterances, self.transcripts
+        with self.engine.connect() as connection:
+            names = list(connection.execute(
+                sa.select(u.c.municipality).join(t, t.c.id == u.c.transcript_id).where(t.c.status == "active")
+                .distinct().order_by(u.c.municipality)).scalars())
+        for start in range(0, len(names), municipalities_per_frame):
+            chunk = names[start : start + municipalities_per_frame]
+            with self.engine.connect() as connection:
+                rows = [tuple(row) for query in self._codings_queries(model_id)
+                        for row in connection.execute(query.where(u.c.municipality.in_(chunk)))]
+            yield pd.DataFrame(rows, columns=CODINGS_FRAME_COLUMNS)
+
+
+CODINGS_FRAME_COLUMNS = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code",
+                         "direction", "facet", "weight", "source", "direction_p"]
 
 
 def _utterance_row(utterance: Utterance) -> dict[str, object]:

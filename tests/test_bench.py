@@ -125,7 +125,7 @@ def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, ca
                 "stages", "peak_rss_mb", "utterances_per_s", "machine", "git_commit"):
         assert key in report, key
     assert {"cpu_count", "torch_threads", "device"} <= set(report["machine"])
-    assert {"ingest", "segment", "embed", "classify", "codings", "rate"} <= set(report["stages"])
+    assert {"ingest", "segment", "embed", "classify", "rate"} <= set(report["stages"])
     scale = report["scales"][0]
     assert report["n_utterances"] == scale["n_utterances"] >= 12
     assert scale["counts"]["utterances_classified"] == report["n_utterances"]
@@ -134,6 +134,7 @@ def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, ca
     assert scale["warm_counts"]["utterances_classified"] == 0 and scale["warm_counts"]["texts_encoded"] == 0
     # the floor encodes what the pipeline encoded: its unique texts and questions
     assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > report["n_utterances"]
+    assert scale["counts"]["texts_encoded"] == scale["n_texts_encoded_pipeline"]
     printed = capsys.readouterr().out
     assert "overhead" in printed and "warm/cold" in printed and str(out) in printed
 
@@ -148,4 +149,127 @@ def test_bench_separate_floor_encodes_the_same_texts_as_the_pipeline(tmp_path: P
                  "--no-train-cache", "--out", str(out)]) == 0
     scale = json.loads(out.read_text(encoding="utf-8"))["scales"][0]
     assert scale["floor_method"] == "separate" and scale["encoder_id"].startswith("bench-hash")
-    assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] > scale["n_utterances"]
+    assert scale["n_texts_encoded_raw"] == scale["n_texts_encoded_pipeline"] == scale["counts"]["texts_encoded"]
+    assert scale["n_texts_encoded_pipeline"] > scale["n_utterances"]
+
+
+def test_evidence_counts_of_some_municipalities_are_those_of_all_restricted(tmp_path: Path, segmenter: Segmenter,
+                                                                           any_store) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.records import Annotation, Coding
+    from pipeline.store import now
+
+    corpus = make_corpus(3, tmp_path / "load", seed=2, segmenter=segmenter, utterances_per_interview=6)
+    ingest_paths([corpus.out_dir], any_store, segmenter, metadata_file=corpus.metadata_file)
+    utterances = list(any_store.iter_utterances())
+    any_store.add_annotations(
+        Annotation(u.utterance_id, u.transcript_id, "", u.start, u.end, u.text,
+                   (Coding("tijd_evaluatie", "+-"[i % 2], "practice"),), "tester", now(), "garvin2008")
+        for i, u in enumerate(utterances))
+    everything = any_store.evidence_counts()
+    assert {m for m, _ in everything} == set(corpus.municipalities)
+    some = corpus.municipalities[:2]
+    assert any_store.evidence_counts(some) == {key: n for key, n in everything.items() if key[0] in some}
+    assert any_store.evidence_counts([]) == {}
+
+
+class _Counting:
+    """The benchmark's hash encoder, counting the texts it is asked to encode."""
+
+    supports_cuda = False
+
+    def __init__(self, dim: int) -> None:
+        from bench.run import HashEncoder
+
+        self.inner = HashEncoder(dim)
+        self.encoder_id, self.dim, self.n_texts = self.inner.encoder_id, dim, 0
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.n_texts += len(texts)
+        return self.inner.encode(texts)
+
+
+@pytest.mark.parametrize("concat", [False, True])
+def test_featurize_counts_the_texts_actually_encoded(tmp_path: Path, concat: bool) -> None:
+    from pipeline.classify import featurize
+    from pipeline.embed import ConcatEncoder
+    from pipeline.store import EmbeddingCache
+
+    texts = ["Wij leren van elkaar.", "De werkdruk is hoog.", "Wij leren van elkaar.", "Wij leren van elkaar."]
+    questions = ["Hoe leert u?", "Hoe leert u?", "Hoe leert u?", "De werkdruk is hoog."]
+    parts = (_Counting(8), _Counting(16)) if concat else (_Counting(8),)
+    encoder = ConcatEncoder(parts) if concat else parts[0]
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    _, n_encoded, n_hits = featurize(texts, questions, encoder, context_weight=0.5, cache=cache)
+    # two distinct texts, then one new question (the other question is a cached text)
+    assert n_encoded == 3 == parts[0].n_texts and n_hits == 1
+    assert all(part.n_texts == 3 for part in parts)
+    _, n_encoded, n_hits = featurize(texts, questions, encoder, context_weight=0.5, cache=cache)
+    assert n_encoded == 0 and n_hits == 8
+    # without a cache a question equal to a text is encoded again: it counts again
+    _, n_encoded, _ = featurize(texts, questions, _Counting(8), context_weight=0.5)
+    assert n_encoded == 4
+
+
+def test_pending_utterances_come_in_short_reads_that_let_the_wal_checkpoint(segmenter: Segmenter, fresh_store,  # type: ignore[no-untyped-def]
+                                                                           tmp_path: Path) -> None:
+    import sqlite3
+
+    corpus = make_corpus(2, tmp_path / "load", seed=5, segmenter=segmenter, utterances_per_interview=5)
+    ingest_paths([corpus.out_dir], fresh_store, segmenter, metadata_file=corpus.metadata_file)
+    everything = [u.utterance_id for u in fresh_store.iter_pending_utterances("m1")]
+    assert len(everything) == fresh_store.count_rows("utterances") > 12
+    assert [u.utterance_id for u in fresh_store.iter_pending_utterances("m1", page_size=3)] == everything
+    # store predictions while streaming, as classify does: nothing is skipped or repeated,
+    # and between pages no read holds the WAL (a full checkpoint succeeds)
+    database = fresh_store.engine.url.database
+    seen = []
+    for utterance in fresh_store.iter_pending_utterances("m1", page_size=3):
+        seen.append(utterance.utterance_id)
+        fresh_store.save_predictions([Prediction(utterance.utterance_id, "m1", "analyse", 0.1, False)])
+        if len(seen) % 3 == 0:
+            with sqlite3.connect(database, timeout=0) as connection:
+                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0
+    assert seen == everything
+    assert list(fresh_store.iter_pending_utterances("m1", page_size=3)) == []
+
+
+def test_rating_the_store_a_few_municipalities_at_a_time_gives_the_ratings_of_the_whole_table(
+        tmp_path: Path, segmenter: Segmenter, fresh_store) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from pipeline.codebook import load_codebook
+    from pipeline.jobs import rate_codings, rate_store
+    from pipeline.rating_rules import load_rating_rules
+    from pipeline.records import Annotation, Coding
+    from pipeline.store import now
+
+    codebook = load_codebook("garvin2008")
+    corpus = make_corpus(3, tmp_path / "load", seed=7, segmenter=segmenter, utterances_per_interview=12)
+    ingest_paths([corpus.out_dir], fresh_store, segmenter, metadata_file=corpus.metadata_file)
+    utterances = list(fresh_store.iter_utterances())
+    rng = random.Random(0)
+    codes = [*codebook.incentives, *load_rating_rules().context.codes]
+    predictions = []
+    for u in utterances:
+        for code in rng.sample(codes, 3):
+            p = rng.random()
+            predictions.append(Prediction(u.utterance_id, "m1", code, p, p >= 0.4, rng.choice("+-0"), rng.random(),
+                                          rng.choice(["practice", "provision", None])))
+    fresh_store.save_predictions(predictions)
+    # human codings override the predictions of a few utterances; one says "no code"
+    fresh_store.add_annotations(
+        Annotation(u.utterance_id, u.transcript_id, "", u.start, u.end, u.text,
+                   (Coding(codes[i % len(codes)], "+", "practice"),) if i else (), "tester", now(), "garvin2008")
+        for i, u in enumerate(utterances[::5]))
+    whole = rate_codings(fresh_store.codings_frame("m1"), codebook, tmp_path / "whole", model_id="m1", fictional=True)
+    streamed = rate_store(fresh_store, codebook, tmp_path / "streamed", model_id="m1", fictional=True,
+                          municipalities_per_frame=1)
+    assert any(r.rating != "onvoldoende_bewijs" for r in whole.ratings)
+    assert streamed.ratings == whole.ratings and streamed.context == whole.context
+    assert streamed.n_codings == len(fresh_store.codings_frame("m1"))
+    for name in ("ratings.json", "ratings.csv", "rapport.md", "rapport.html"):
+        if (tmp_path / "whole" / name).is_file():
+            assert (tmp_path / "streamed" / name).read_text(encoding="utf-8") == \
+                (tmp_path / "whole" / name).read_text(encoding="utf-8"), name
+    assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == sorted(p.name for p in (tmp_path / "streamed").iterdir())

@@ -67,8 +67,10 @@ def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str,
         codings = classify_table(frame, loaded, encoder, book, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
         return rate_codings(codings, book, out_dir, model_id=loaded.model_id, report=report)
     store = obj.store
-    return rate_codings(store.codings_frame(loaded.model_id), book, out_dir, model_id=loaded.model_id,
-                        questionnaire=questionnaire_evidence_of(store), report=report, fictional=fictional)
+    from pipeline.jobs import rate_store
+
+    return rate_store(store, book, out_dir, model_id=loaded.model_id, questionnaire=questionnaire_evidence_of(store),
+                      report=report, fictional=fictional)
 
 
 def _echo_ratings(result, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
