@@ -134,28 +134,26 @@ def _lower_first(text: str, keep: Sequence[str]) -> str:
     return text
 
 
-def sentence_variant(text: str, k: int, keep: Sequence[str] = ()) -> str:
-    """The ``k``-th distinct spoken variant of a sentence (``k = 0``: as written)."""
+def _variant(text: str, k: int, openers: Sequence[str], joint: str, keep: Sequence[str]) -> str:
+    """The ``k``-th distinct variant of ``text``: an opener, repeated openers, a filler, the text."""
     if k == 0:
         return text
     k -= 1
-    opener = _OPENERS[k % len(_OPENERS)]
-    filler = _FILLERS[(k // len(_OPENERS)) % len(_FILLERS)]
-    repeat = k // (len(_OPENERS) * len(_FILLERS))
-    extra = f"{_OPENERS[repeat % len(_OPENERS)].lower()}, " * repeat
-    return f"{opener}, {extra}{filler}, {_lower_first(text, keep)}"
+    opener = openers[k % len(openers)]
+    filler = _FILLERS[(k // len(openers)) % len(_FILLERS)]
+    repeat = k // (len(openers) * len(_FILLERS))
+    extra = f"{openers[repeat % len(openers)].lower()}, " * repeat
+    return f"{opener}, {extra}{filler}{joint} {_lower_first(text, keep)}"
+
+
+def sentence_variant(text: str, k: int, keep: Sequence[str] = ()) -> str:
+    """The ``k``-th distinct spoken variant of a sentence (``k = 0``: as written)."""
+    return _variant(text, k, _OPENERS, ",", keep)
 
 
 def question_variant(text: str, k: int, keep: Sequence[str] = ()) -> str:
     """The ``k``-th distinct variant of an interviewer question (``k = 0``: as written)."""
-    if k == 0:
-        return text
-    k -= 1
-    opener = _QUESTION_OPENERS[k % len(_QUESTION_OPENERS)]
-    filler = _FILLERS[(k // len(_QUESTION_OPENERS)) % len(_FILLERS)]
-    repeat = k // (len(_QUESTION_OPENERS) * len(_FILLERS))
-    extra = f"{_QUESTION_OPENERS[repeat % len(_QUESTION_OPENERS)].lower()}, " * repeat
-    return f"{opener}, {extra}{filler}: {_lower_first(text, keep)}"
+    return _variant(text, k, _QUESTION_OPENERS, ":", keep)
 
 
 def _rename(text: str, pattern: re.Pattern[str] | None, name: str) -> str:
