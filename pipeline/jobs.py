@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline.classify import code_rows, featurize
+from pipeline.classify import CodedRow, code_rows, featurize
 from pipeline.codebook import Codebook
 from pipeline.models import LoadedModel
 from pipeline.records import Prediction, Utterance
@@ -43,20 +43,20 @@ def _batches(items: Iterator[Utterance], size: int) -> Iterator[list[Utterance]]
         yield batch
 
 
-def predictions_for(rows, loaded: LoadedModel) -> list[Prediction]:  # type: ignore[no-untyped-def]
-    """Store rows for coded utterances: every code's probability; direction and facet for
-    the predicted ones."""
+def predictions_for(rows: Sequence[CodedRow], codes: Sequence[str]) -> list[Prediction]:
+    """Store rows for coded utterances: the probability of each of the model's ``codes``
+    (building blocks are derived, not stored); direction and facet for the predicted ones."""
     predictions = []
-    stored = set(loaded.model.codes)
+    stored = set(codes)
     for row in rows:
         direction = {code: (label, p) for code, label, p in row.direction}
         facet = {code: label for code, label, _ in row.facet}
         predicted = set(row.predicted)
         for code, p in row.codes:
             if code not in stored:
-                continue  # building blocks are derived, not stored
+                continue
             label, direction_p = direction.get(code, (None, None))
-            predictions.append(Prediction(row.id, loaded.model_id, code, p, code in predicted, label, direction_p,
+            predictions.append(Prediction(row.id, row.model, code, p, code in predicted, label, direction_p,
                                           facet.get(code)))
     return predictions
 
@@ -90,7 +90,7 @@ def classify_pending(
             started = time.perf_counter()
             rows = code_rows([u.utterance_id for u in batch], X, loaded.model, loaded.model_id, codebook,
                              review_threshold=review_threshold)
-            predictions = predictions_for(rows, loaded)
+            predictions = predictions_for(rows, loaded.model.codes)
             if review:
                 from pipeline.review import enqueue
 

@@ -23,6 +23,7 @@ from pipeline.aggregate import CODING_COLUMNS, codings_from_annotations, rate_in
 from pipeline.classify import code_rows, fit_coding_model, training_set
 from pipeline.codebook import Codebook
 from pipeline.evaluate import subset
+from pipeline.jobs import predictions_for
 from pipeline.rating_rules import RatingRules
 from pipeline.records import Annotation
 
@@ -67,16 +68,13 @@ def out_of_fold_codings(annotations: Sequence[Annotation], X: np.ndarray, codebo
     for train, test in GroupKFold(n_splits=min(n_splits, len(set(data.groups)))).split(X, data.Y, groups):
         model = fit_coding_model(X[train], subset(data, train), codebook_version=codebook.version,
                                  encoder_id="out-of-fold", context_weight=context_weight, C=C)
-        for coded in code_rows([ids[i] for i in test], X[test], model, "out-of-fold", codebook):
-            meta = first[coded.id]
-            direction = {code: (label, p) for code, label, p in coded.direction}
-            facet = {code: label for code, label, _ in coded.facet}
-            for code, probability in coded.codes:
-                if code not in direction:
-                    continue  # not predicted, or a derived building block
-                label, direction_p = direction[code]
-                rows.append((coded.id, meta.transcript_id, meta.municipality, meta.respondent, meta.role or "other",
-                             code, label, facet.get(code), probability, "predicted", direction_p))
+        coded = code_rows([ids[i] for i in test], X[test], model, "out-of-fold", codebook)
+        for p in predictions_for(coded, model.codes):
+            if p.predicted:
+                meta = first[p.utterance_id]
+                rows.append((p.utterance_id, meta.transcript_id, meta.municipality, meta.respondent,
+                             meta.role or "other", p.code, p.direction, p.facet, p.probability, "predicted",
+                             p.direction_p))
     return pd.DataFrame(rows, columns=[*CODING_COLUMNS, "direction_p"])
 
 

@@ -211,11 +211,8 @@ def run_evaluation(
         ev.plot_learning_curve(report["learning_curve"], out_dir / "evaluation-learning-curve.png")
     if holdout:
         test, _ = drop_rare_codes(training_set(holdout, codebook), 0)
-        index = [test.codes.index(code) for code in data.codes]
         X_test, _, _ = featurize(test.texts, test.questions, encoder, context_weight=config.context_weight, cache=cache)
-        model = main["fit"](main["X"], data)
-        predicted = model.decide(X_test)[1].astype(int)
-        report["holdout"] = ev.code_scores(test.Y[:, index], predicted, data.codes, min_support=3)
+        report["holdout"] = _holdout_scores(main["fit"](main["X"], data), data, X_test, test)
         report["holdout"]["n_utterances"] = len(test.texts)
         report["holdout"]["n_transcripts"] = len(set(test.groups))
     for value in (main, no_context):
@@ -223,6 +220,13 @@ def run_evaluation(
     ev.write_json(report, out_dir / "evaluation.json")
     (out_dir / "evaluation.md").write_text(evaluation_markdown(report), encoding="utf-8")
     return report
+
+
+def _holdout_scores(model, data: TrainingSet, X_test: np.ndarray, test: TrainingSet) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Per-code scores of ``model`` (trained on ``data``) on held-out rows, codes in ``data``'s order."""
+    index = [test.codes.index(code) for code in data.codes]
+    predicted = model.decide(X_test)[1].astype(int)
+    return ev.code_scores(test.Y[:, index], predicted, data.codes, min_support=3)
 
 
 def _fitter(codebook: Codebook, encoder, context_weight: float, config: TrainingConfig, X_unlabelled=None):  # type: ignore[no-untyped-def]
@@ -339,12 +343,10 @@ def review_round_scores(seed: Sequence[Annotation], rounds: Sequence[Sequence[An
         data, _ = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
         X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=config.context_weight, cache=cache)
         folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
-        index = [test_set.codes.index(code) for code in data.codes]
-        predicted = fit(X, data).decide(X_test)[1].astype(int)
         results.append({
             "round": k, "n_reviewed": sum(len(group) for group in rounds[:k]), "n_train": len(data.texts),
             "cv_macro_f1": ev.code_scores(data.Y, folds.predicted, data.codes)["macro_f1"],
-            "holdout_macro_f1": ev.code_scores(test_set.Y[:, index], predicted, data.codes, min_support=3)["macro_f1"],
+            "holdout_macro_f1": _holdout_scores(fit(X, data), data, X_test, test_set)["macro_f1"],
             "n_test": len(test_set.texts)})
         logger.info("review round %d: %d reviewed, grouped-CV macro-F1 %.3f, held-out %.3f", k,
                     results[-1]["n_reviewed"], results[-1]["cv_macro_f1"], results[-1]["holdout_macro_f1"])
