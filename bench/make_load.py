@@ -27,9 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.corpus import Segmenter, find_sources, load_segmenter, load_transcript, metadata_for, segment_transcript
 from pipeline.records import Role, Speaker
-from pipeline.segment import Segmenter, load_segmenter, segment_transcript
-from pipeline.transcripts import find_sources, load_transcript, metadata_for
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ One run trains a model once (not timed), then for each scale builds a load corpu
 
 - the cold pipeline on a fresh SQLite workspace and a fresh embedding cache, by stage:
   ``ingest`` (read, parse, segment, store; ``segment`` is the spaCy part of it),
-  ``embed`` and ``classify`` (:func:`pipeline.jobs.classify_pending`; ``pending`` is finding
+  ``embed`` and ``classify`` (:func:`pipeline.coding.jobs.classify_pending`; ``pending`` is finding
   the work) and ``rate`` (the codings streamed from the store a few municipalities at a
-  time, ratings and report: :func:`pipeline.jobs.rate_store`);
+  time, ratings and report: :func:`pipeline.coding.jobs.rate_store`);
 - the warm re-run on the unchanged files in the same workspace;
 - the floor: the encoder called directly on the same texts the pipeline encodes (unique
   utterance texts and unique questions), batch by batch, with no cache and no codeer code;
@@ -131,7 +131,7 @@ class _TimedEncoder:
 def _timed(encoder: Any, *, paired: bool = False) -> tuple[Any, list[_TimedEncoder]]:
     """The encoder with every part wrapped in a :class:`_TimedEncoder` (concatenations stay
     concatenations, so the embedding cache sees the same parts and ids)."""
-    from pipeline.embed import ConcatEncoder
+    from pipeline.coding import ConcatEncoder
 
     if isinstance(encoder, ConcatEncoder):
         parts = [_TimedEncoder(part, paired=paired) for part in encoder.parts]
@@ -188,7 +188,7 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
     corpus_dir, metadata_file : Path
         The transcripts and their metadata sidecar.
     store, cache
-        The workspace's :class:`pipeline.store.Store` and embedding cache.
+        The workspace's :class:`pipeline.store.database.Store` and embedding cache.
     segmenter, loaded, encoder, codebook
         Loaded once per process by the caller.
     reports_dir : Path
@@ -203,9 +203,9 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
     -------
     PassResult
     """
-    from pipeline.ingest import ingest_paths
-    from pipeline.jobs import classify_pending, rate_store
-    from pipeline.segment import Segmenter
+    from pipeline.coding import classify_pending
+    from pipeline.corpus import Segmenter, ingest_paths
+    from pipeline.report import rate_store
 
     timed = _TimedNlp(segmenter.nlp)
     timed_segmenter = Segmenter(timed, segmenter.name, segmenter.window)
@@ -252,7 +252,7 @@ def raw_encode(store: Any, encoder: Any, *, batch_size: int = 64) -> tuple[float
 
     Those are the unique utterance texts and the unique interviewer questions of the
     workspace, in the order the pipeline meets them, in batches of ``batch_size`` (as
-    :func:`pipeline.embed.embed_texts` sends them). Only the ``encode`` calls are timed.
+    :func:`pipeline.coding.embed.embed_texts` sends them). Only the ``encode`` calls are timed.
 
     Returns
     -------
@@ -325,9 +325,9 @@ def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: 
         The figures of one scale (see ``bench/README.md``).
     """
     from pipeline.codebook import load_codebook
-    from pipeline.models import load_model_folder
-    from pipeline.segment import load_segmenter
-    from pipeline.store import EmbeddingCache, open_store
+    from pipeline.coding import EmbeddingCache, load_model_folder
+    from pipeline.corpus import load_segmenter
+    from pipeline.store import open_store
 
     started = time.perf_counter()
     encoder = load_bench_encoder(encoder_name, device=device, threads=threads, random_weights=random_weights)
@@ -407,12 +407,12 @@ def measure(corpus_dir: Path, model_dir: Path, work_dir: Path, *, encoder_name: 
 # ------------------------------------------------------------------------------- encoders and model
 def load_bench_encoder(name: str, *, device: str = "cpu", threads: int | None = None,
                        random_weights: bool = False) -> Any:
-    """The encoder to benchmark: :func:`pipeline.embed.load_encoder`, after two checks.
+    """The encoder to benchmark: :func:`pipeline.coding.embed.load_encoder`, after two checks.
 
     ``--device cuda`` needs an encoder that can run there (the packaged ones cannot), and
     with ``random_weights`` a weightless model folder gets freshly initialised weights.
     """
-    from pipeline.embed import load_encoder
+    from pipeline.coding import load_encoder
 
     if name == "hash":
         return HashEncoder()
@@ -457,8 +457,7 @@ def train_bench_model(models_dir: Path, *, encoder_name: str, device: str = "cpu
     classifier, so that repeated runs start at once.
     """
     from pipeline.codebook import load_codebook
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, annotations_sha256, seed_annotations, train_model
+    from pipeline.coding import EmbeddingCache, TrainingConfig, annotations_sha256, seed_annotations, train_model
 
     started = time.perf_counter()
     codebook = load_codebook()
@@ -469,8 +468,8 @@ def train_bench_model(models_dir: Path, *, encoder_name: str, device: str = "cpu
     for part in (annotations_sha256(annotations), encoder.encoder_id, codebook.version,
                  json.dumps(asdict(config), sort_keys=True)):
         digest.update(part.encode("utf-8") + b"\0")
-    for module in ("classify.py", "training.py", "models.py"):
-        digest.update((PROJECT_ROOT / "pipeline" / module).read_bytes())
+    for module in ("classify.py", "predict.py", "training.py", "models.py"):
+        digest.update((PROJECT_ROOT / "pipeline" / "coding" / module).read_bytes())
     cached = cache_dir / "models" / digest.hexdigest()[:16] if cache_dir else None
     if cached is not None and (cached / "card.json").is_file():
         target = models_dir / json.loads((cached / "card.json").read_text(encoding="utf-8"))["model_id"]

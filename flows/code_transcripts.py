@@ -46,8 +46,7 @@ RETRY = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor"
 @task(**RETRY)
 def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
     """Ingest one file (its own transaction); a file that cannot be read fails this task alone."""
-    from pipeline.ingest import ingest_file
-    from pipeline.transcripts import metadata_for
+    from pipeline.corpus import ingest_file, metadata_for
 
     try:
         metadata = metadata_for(Path(path), {}, None)
@@ -64,7 +63,7 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
 @task(cache_policy=NO_CACHE, persist_result=False)
 def model_task(config: RunConfig) -> str:
     """The model to code with (trains the seed model when the workspace has none)."""
-    from pipeline.training import TrainingConfig, load_or_train_current
+    from pipeline.coding import TrainingConfig, load_or_train_current
 
     loaded, _ = load_or_train_current(
         config.model, config.home / "models", codebook_version=config.codebook_version,
@@ -85,7 +84,7 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
     from dataclasses import asdict
 
     from pipeline.codebook import load_codebook
-    from pipeline.jobs import classify_pending
+    from pipeline.coding import classify_pending
 
     loaded = model_for(model_path, config.codebook_version)
     encoder = encoder_for(loaded, config.encoder_threads, config.device)
@@ -100,7 +99,8 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
 def rate_task(model_path: str, config: RunConfig) -> list[dict[str, object]]:
     """Rate from the store, write ratings and the report; return the ratings that moved."""
     from pipeline.codebook import load_codebook
-    from pipeline.jobs import previous_ratings, questionnaire_evidence_of, rate_store, rating_changes
+    from pipeline.rating import previous_ratings, questionnaire_evidence_of, rating_changes
+    from pipeline.report import rate_store
 
     loaded = model_for(model_path, config.codebook_version)
     store = store_for(config.url)
@@ -127,7 +127,7 @@ def code_transcripts(config: RunConfig) -> dict[str, object]:
     Ingest and classification run one task per transcript (on Dask workers with
     :func:`run_code_transcripts`); a transcript that fails is reported and the rest go on.
     """
-    from pipeline.transcripts import find_sources
+    from pipeline.corpus import find_sources
 
     logger = get_run_logger()
     store = store_for(config.url)
@@ -235,7 +235,7 @@ def summary_markdown(summary: dict[str, object]) -> str:
 def retrain(config: RunConfig, force: bool = False) -> dict[str, object]:
     """Train on seed plus reviewed annotations, evaluate, promote only if not worse."""
     from pipeline.codebook import load_codebook
-    from pipeline.training import TrainingConfig, reviewed_annotations, seed_annotations, train_model
+    from pipeline.coding import TrainingConfig, reviewed_annotations, seed_annotations, train_model
 
     book = load_codebook(config.codebook_version)
     records = seed_annotations(book) + reviewed_annotations(store_for(config.url), book)
@@ -249,7 +249,7 @@ def retrain(config: RunConfig, force: bool = False) -> dict[str, object]:
 @flow(name="nightly", persist_result=False)
 def nightly(config: RunConfig) -> dict[str, object]:
     """Retrain when enough corrections arrived since the current model, then code transcripts."""
-    from pipeline.jobs import n_new_corrections
+    from pipeline.coding import n_new_corrections
 
     n_new = n_new_corrections(store_for(config.url), config.home / "models")
     get_run_logger().info("%d review correction(s) since the current model (retrain from %d)", n_new,

@@ -118,7 +118,7 @@ def store_for(url: str):  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=2)
 def _segmenter(window: int):  # type: ignore[no-untyped-def]
-    from pipeline.segment import load_segmenter
+    from pipeline.corpus import load_segmenter
 
     return load_segmenter(window)
 
@@ -131,7 +131,7 @@ def segmenter_for(window: int):  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=2)
 def _model(path: str, codebook_version: str):  # type: ignore[no-untyped-def]
-    from pipeline.models import load_model_folder
+    from pipeline.coding import load_model_folder
 
     return load_model_folder(Path(path), codebook_version=codebook_version)
 
@@ -144,7 +144,7 @@ def model_for(path: str, codebook_version: str):  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=2)
 def _encoder(name: str, threads: int | None, device: str):  # type: ignore[no-untyped-def]
-    from pipeline.embed import load_encoder
+    from pipeline.coding import load_encoder
 
     return load_encoder(name, threads=threads, device=device)
 
@@ -166,6 +166,6 @@ def encoder_for(loaded, threads: int | None, device: str):  # type: ignore[no-un
 def cache_for(home: Path, cache_dir: Path | None = None):  # type: ignore[no-untyped-def]
     """A connection to the embedding cache in ``cache_dir`` or the workspace's ``cache/``
     (close it when done)."""
-    from pipeline.store import EmbeddingCache
+    from pipeline.coding import EmbeddingCache
 
     return EmbeddingCache((cache_dir or home / "cache") / "embeddings.sqlite")

@@ -1,8 +1,10 @@
 """codeer: qualitative coding of Dutch interview transcripts.
 
-The stages are modules of this package: ``transcripts`` (read files), ``segment``
-(utterances), ``embed``, ``classify``, ``aggregate`` (ratings), ``review``, ``store``
-(database) and ``report``. See the README for the command line.
+The stages are packages: ``corpus`` (transcripts, documents, utterances, annotation files,
+questionnaires), ``coding`` (embed, classify, train, evaluate, model folders), ``review``
+(the review queue and the ways to work it), ``rating`` (evidence, rules, verdicts),
+``report`` and ``qda`` (REFI-QDA exchange); ``store`` holds the database. Each package's
+``__init__`` names its public functions. See docs/architecture.md and the README.
 """
 
 __version__ = "0.1.0"

@@ -244,3 +244,56 @@ class User:
     role: UserRole
     created_at: str
     active: bool = True
+
+
+# questionnaires (read in pipeline.corpus.questionnaire) -------------------------------
+@dataclass(frozen=True, slots=True)
+class QuestionnaireAnswer:
+    """One answered item.
+
+    ``answer`` is the printed option text (checkbox answers joined with ``"; "``; an open
+    option keeps the respondent's words after it) or, for open items, the free text;
+    ``options`` the printed options chosen; ``score`` the item's score for ``code``.
+    """
+
+    item_id: str
+    answer: str
+    options: tuple[str, ...] = ()
+    score: float | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireResponse:
+    """One respondent's submitted form (``row``: the spreadsheet row, header = row 1)."""
+
+    respondent: str
+    municipality: str
+    row: int
+    submitted: str
+    answers: tuple[QuestionnaireAnswer, ...]
+
+    def answer(self, item_id: str) -> QuestionnaireAnswer | None:
+        """The answer to ``item_id``, or None when the respondent left it empty."""
+        return next((answer for answer in self.answers if answer.item_id == item_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireResponses:
+    """The validated responses of one export file to one questionnaire version."""
+
+    path: str
+    version: str
+    role: Role
+    responses: tuple[QuestionnaireResponse, ...]
+    ignored_columns: tuple[str, ...] = ()
+
+    @property
+    def respondents(self) -> tuple[str, ...]:
+        """Respondent codes in file order."""
+        return tuple(response.respondent for response in self.responses)
+
+    @property
+    def n_answers(self) -> int:
+        """Number of answered items over all respondents."""
+        return sum(len(response.answers) for response in self.responses)

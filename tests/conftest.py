@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.segment import Segmenter, load_segmenter
-from pipeline.store import Store, open_store
+from pipeline.corpus.segment import Segmenter, load_segmenter
+from pipeline.store.database import Store, open_store
 
 TEST_DATA = Path(__file__).parent / "data"
 
@@ -117,7 +117,7 @@ def review_interview_file(tmp_path: Path) -> Path:
 @pytest.fixture()
 def review_store(any_store: Store, segmenter: Segmenter, review_interview_file: Path) -> Store:
     """A store (SQLite, and PostgreSQL where configured) with the review interview ingested."""
-    from pipeline.ingest import ingest_paths
+    from pipeline.corpus.ingest import ingest_paths
 
     assert not ingest_paths([review_interview_file], any_store, segmenter).failed
     return any_store
@@ -126,7 +126,7 @@ def review_store(any_store: Store, segmenter: Segmenter, review_interview_file: 
 @pytest.fixture()
 def sqlite_review_store(fresh_store: Store, segmenter: Segmenter, review_interview_file: Path) -> Store:
     """A SQLite store with the review interview ingested."""
-    from pipeline.ingest import ingest_paths
+    from pipeline.corpus.ingest import ingest_paths
 
     assert not ingest_paths([review_interview_file], fresh_store, segmenter).failed
     return fresh_store
@@ -135,7 +135,7 @@ def sqlite_review_store(fresh_store: Store, segmenter: Segmenter, review_intervi
 @pytest.fixture(scope="session")
 def use_encoder():
     """The packaged Universal Sentence Encoder (fast on CPU): a real encoder for the tests."""
-    from pipeline.embed import load_encoder
+    from pipeline.coding.embed import load_encoder
 
     return load_encoder("use")
 
@@ -143,8 +143,8 @@ def use_encoder():
 @pytest.fixture(scope="session")
 def small_training_annotations():
     """Seed annotations of six demo transcripts: enough for every incentive, quick to train."""
-    from pipeline.annotations import read_annotations
     from pipeline.codebook import load_codebook
+    from pipeline.corpus.annotations import read_annotations
 
     seed = Path(__file__).resolve().parent.parent / "annotations" / "seed"
     files = [seed / f"{name}.jsonl" for name in ("BE", "BK", "MK", "BR", "MS", "RL", "BV", "ML")]
@@ -155,8 +155,8 @@ def small_training_annotations():
 def trained_model_dir(tmp_path_factory, small_training_annotations, use_encoder):
     """A model trained once per session on the small seed set with the USE encoder."""
     from pipeline.codebook import load_codebook
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, train_model
+    from pipeline.coding.embedding_cache import EmbeddingCache
+    from pipeline.coding.training import TrainingConfig, train_model
 
     home = tmp_path_factory.mktemp("models-home")
     result = train_model(small_training_annotations, load_codebook(), models_dir=home / "models",
@@ -188,8 +188,8 @@ def flow_model(tmp_path_factory: pytest.TempPathFactory, shared_embedding_cache:
     """A model folder trained once per session on annotations/seed with the fast 'use' encoder
     (no question context: half the training time; the flows do not care how good it is)."""
     from pipeline.codebook import load_codebook
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, seed_annotations, train_model
+    from pipeline.coding.embedding_cache import EmbeddingCache
+    from pipeline.coding.training import TrainingConfig, seed_annotations, train_model
 
     book = load_codebook("garvin2008")
     cache = EmbeddingCache(shared_embedding_cache / "embeddings.sqlite")

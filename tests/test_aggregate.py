@@ -11,21 +11,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.aggregate import (
-    REGION,
-    agreement_with_answer_key,
-    codings_from_annotations,
-    compare_municipalities,
-    rate_context,
-    rate_incentives,
-    rating_row,
-    ratings_frame,
-    write_ratings,
-)
-from pipeline.annotations import read_annotations
 from pipeline.codebook import load_codebook
+from pipeline.corpus.annotations import read_annotations
 from pipeline.errors import ConfigError, RatingRulesError, TableFormatError, UnknownCodeError
-from pipeline.rating_rules import RULES_PATH, load_rating_rules, parse_rating_rules
+from pipeline.rating.context import rate_context
+from pipeline.rating.differences import compare_municipalities
+from pipeline.rating.evidence import REGION, codings_from_annotations
+from pipeline.rating.output import agreement_with_answer_key, rating_row, ratings_frame, write_ratings
+from pipeline.rating.rules import RULES_PATH, load_rating_rules, parse_rating_rules
+from pipeline.rating.verdicts import rate_incentives
 
 BOOK = load_codebook("garvin2008")
 RULES = load_rating_rules()

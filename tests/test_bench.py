@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.make_load import make_corpus, municipality_names, question_variant, respondent_suffix, sentence_variant
-from pipeline.ingest import ingest_paths
+from pipeline.corpus.ingest import ingest_paths
+from pipeline.corpus.segment import Segmenter
 from pipeline.records import Prediction
-from pipeline.segment import Segmenter
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_NAMES = {"Eschveld", "Hulsterlo", "Kerkeloo", "Lemmerbroek", "Ravenhorst", "Sonnevelde", "Vennebroek", "Zandeloo"}
@@ -156,7 +156,7 @@ def test_bench_separate_floor_encodes_the_same_texts_as_the_pipeline(tmp_path: P
 def test_evidence_counts_of_some_municipalities_are_those_of_all_restricted(tmp_path: Path, segmenter: Segmenter,
                                                                            any_store) -> None:  # type: ignore[no-untyped-def]
     from pipeline.records import Annotation, Coding
-    from pipeline.store import now
+    from pipeline.store.rows import now
 
     corpus = make_corpus(3, tmp_path / "load", seed=2, segmenter=segmenter, utterances_per_interview=6)
     ingest_paths([corpus.out_dir], any_store, segmenter, metadata_file=corpus.metadata_file)
@@ -190,9 +190,9 @@ class _Counting:
 
 @pytest.mark.parametrize("concat", [False, True])
 def test_featurize_counts_the_texts_actually_encoded(tmp_path: Path, concat: bool) -> None:
-    from pipeline.classify import featurize
-    from pipeline.embed import ConcatEncoder
-    from pipeline.store import EmbeddingCache
+    from pipeline.coding.classify import featurize
+    from pipeline.coding.embed import ConcatEncoder
+    from pipeline.coding.embedding_cache import EmbeddingCache
 
     texts = ["Wij leren van elkaar.", "De werkdruk is hoog.", "Wij leren van elkaar.", "Wij leren van elkaar."]
     questions = ["Hoe leert u?", "Hoe leert u?", "Hoe leert u?", "De werkdruk is hoog."]
@@ -239,10 +239,10 @@ def test_rating_the_store_a_few_municipalities_at_a_time_gives_the_ratings_of_th
     import random
 
     from pipeline.codebook import load_codebook
-    from pipeline.jobs import rate_codings, rate_store
-    from pipeline.rating_rules import load_rating_rules
+    from pipeline.rating.rules import load_rating_rules
     from pipeline.records import Annotation, Coding
-    from pipeline.store import now
+    from pipeline.report.jobs import rate_codings, rate_store
+    from pipeline.store.rows import now
 
     codebook = load_codebook("garvin2008")
     corpus = make_corpus(3, tmp_path / "load", seed=7, segmenter=segmenter, utterances_per_interview=12)

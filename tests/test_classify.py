@@ -10,12 +10,13 @@ from click.testing import CliRunner
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pipeline.classify import CodeClassifier, CodingModel, code_rows, featurize, training_set
 from pipeline.codebook import load_codebook
+from pipeline.coding.classify import CodeClassifier, CodingModel, featurize, training_set
+from pipeline.coding.models import load_model_folder
+from pipeline.coding.predict import code_rows
+from pipeline.coding.training import drop_rare_codes
 from pipeline.errors import ModelCardMismatchError
-from pipeline.models import load_model_folder
 from pipeline.records import Annotation, Coding
-from pipeline.training import drop_rare_codes
 
 
 @parametrize_with_checks(

@@ -10,10 +10,16 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.annotations import MIN_PER_CONTEXT, MIN_PER_INCENTIVE, annotation_stats, import_annotations, read_annotations
 from pipeline.codebook import load_codebook
-from pipeline.ingest import ingest_paths
-from pipeline.transcripts import find_sources, load_transcript
+from pipeline.corpus.annotations import (
+    MIN_PER_CONTEXT,
+    MIN_PER_INCENTIVE,
+    annotation_stats,
+    import_annotations,
+    read_annotations,
+)
+from pipeline.corpus.ingest import ingest_paths
+from pipeline.corpus.transcripts import find_sources, load_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.embed import cache_key, embed_texts, load_encoder
+from pipeline.coding.embed import cache_key, embed_texts, load_encoder
+from pipeline.coding.embedding_cache import EmbeddingCache
 from pipeline.errors import ConfigError
-from pipeline.store import EmbeddingCache
 
 TEXTS = ["De werkdruk is heel hoog.", "We leren veel van elkaar.", "De werkdruk is heel hoog."]
 

@@ -18,11 +18,16 @@ from prefect import flow, task
 from sqlalchemy.exc import OperationalError
 
 from flows.code_transcripts import (
-    DEPLOYMENT_NAME, RETRY, code_transcripts, is_transient, nightly_schedule, run_code_transcripts,
+    DEPLOYMENT_NAME,
+    RETRY,
+    code_transcripts,
+    is_transient,
+    nightly_schedule,
+    run_code_transcripts,
 )
 from flows.config import RunConfig
 from pipeline.errors import ConfigError, ModelNotFoundError, TranscriptFormatError
-from pipeline.store import open_store
+from pipeline.store.database import open_store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BINARY = bytes(range(256)) * 40  # what a mis-saved recording or a zip renamed to .txt looks like
@@ -100,11 +105,11 @@ def test_flows_rerun_after_crash_does_not_duplicate_rows(prefect_harness, flow_m
                                                         shared_embedding_cache: Path, tmp_path: Path) -> None:
     from flows.config import model_for
     from pipeline.codebook import load_codebook
-    from pipeline.embed import load_encoder
-    from pipeline.ingest import ingest_paths
-    from pipeline.jobs import classify_pending
-    from pipeline.segment import load_segmenter
-    from pipeline.store import EmbeddingCache
+    from pipeline.coding.embed import load_encoder
+    from pipeline.coding.embedding_cache import EmbeddingCache
+    from pipeline.coding.jobs import classify_pending
+    from pipeline.corpus.ingest import ingest_paths
+    from pipeline.corpus.segment import load_segmenter
 
     clean = _config(tmp_path / "clean", small_demo_corpus, flow_model, cache_dir=shared_embedding_cache)
     code_transcripts(clean)

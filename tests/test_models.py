@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import skops.io as sio
 
+from pipeline.coding.models import current_model_id, list_models, load_model_folder, promote, resolve_model
 from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
-from pipeline.models import current_model_id, list_models, load_model_folder, promote, resolve_model
 
 
 class Intruder:

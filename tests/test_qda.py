@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 
-from pipeline.annotations import import_annotations, read_annotations
 from pipeline.cli import cli
 from pipeline.codebook import load_codebook, load_codebook_file
+from pipeline.corpus.annotations import import_annotations, read_annotations
+from pipeline.corpus.ingest import ingest_paths
 from pipeline.errors import QdaFormatError, QdaMappingError
-from pipeline.ingest import ingest_paths
 from pipeline.qda import (
     codebook_from_qda,
     codebook_yaml,
@@ -30,7 +30,8 @@ from pipeline.qda import (
     suggest_mapping,
 )
 from pipeline.records import Annotation, Coding, Prediction, Role, Speaker, Utterance
-from pipeline.store import now, open_store
+from pipeline.store.database import open_store
+from pipeline.store.rows import now
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(__file__).parent / "data" / "refi-qda"

@@ -12,17 +12,15 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.codebook import load_codebook
-from pipeline.errors import ConfigError, QuestionnaireFormatError
-from pipeline.questionnaire import (
+from pipeline.corpus.questionnaire import read_questionnaire
+from pipeline.corpus.questionnaire_forms import (
     EVIDENCE_COLUMNS,
     QuestionnaireDefinitions,
     load_questionnaires,
     parse_questionnaires,
-    questionnaire_evidence,
-    read_questionnaire,
-    stored_questionnaire_evidence,
-    summarise,
 )
+from pipeline.errors import ConfigError, QuestionnaireFormatError
+from pipeline.rating.questionnaire_evidence import questionnaire_evidence, stored_questionnaire_evidence, summarise
 from pipeline.records import Role
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.codebook import load_codebook
-from pipeline.rating_calibration import swapped_agreement
-from pipeline.rating_rules import load_rating_rules
+from pipeline.rating.calibration import swapped_agreement
+from pipeline.rating.rules import load_rating_rules
 from tests.test_aggregate import SAFETY, say, table
 
 BOOK = load_codebook("garvin2008")

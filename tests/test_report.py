@@ -9,10 +9,13 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from pipeline.aggregate import compare_municipalities, rate_context, rate_incentives
 from pipeline.codebook import load_codebook
-from pipeline.rating_rules import load_rating_rules
-from pipeline.report import Provenance, provenance_from_codings, render_html, write_report
+from pipeline.rating.context import rate_context
+from pipeline.rating.differences import compare_municipalities
+from pipeline.rating.rules import load_rating_rules
+from pipeline.rating.verdicts import rate_incentives
+from pipeline.report.provenance import Provenance, provenance_from_codings
+from pipeline.report.render import render_html, write_report
 
 BOOK = load_codebook("garvin2008")
 RULES = load_rating_rules()

@@ -14,10 +14,10 @@ from pipeline import review
 from pipeline.cli import cli
 from pipeline.codebook import load_codebook
 from pipeline.errors import ReviewConflictError, UnknownCodeError
-from pipeline.labelstudio import export_label_studio, import_label_studio
 from pipeline.records import Annotation, Coding, Prediction, ReviewStatus
-from pipeline.review import Reason
-from pipeline.store import now
+from pipeline.review.labelstudio import export_label_studio, import_label_studio
+from pipeline.review.priority import Reason
+from pipeline.store.rows import now
 
 T0 = datetime(2026, 4, 7, 9, 0, tzinfo=UTC)
 THRESHOLDS = {"tijd_evaluatie": 0.5, "onderwijs_training": 0.5, "openheid_nieuwe_ideeen": 0.5, "experimenteren": 0.5}
@@ -355,7 +355,7 @@ def test_review_a_human_label_recheck_ranks_below_an_uncertain_prediction() -> N
 
 
 def test_review_answer_key_round_answers_the_top_items_without_writing(review_store, codebook) -> None:
-    from pipeline.training import answer_key_round
+    from pipeline.coding.training import answer_key_round
 
     review.enqueue(review_store, predict(review_store, "m1", UNSURE), THRESHOLDS, model_id="m1", now=T0)
     top = review_store.list_review_items(["pending"], limit=3)

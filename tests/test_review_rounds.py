@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pipeline.codebook import load_codebook
-from pipeline.store import EmbeddingCache
-from pipeline.training import TrainingConfig, review_round_scores
+from pipeline.coding.embedding_cache import EmbeddingCache
+from pipeline.coding.training import TrainingConfig, review_round_scores
 
 
 def test_review_round_scores_share_one_test_set_and_grow_the_training_set(small_training_annotations, tmp_path) -> None:

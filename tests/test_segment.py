@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from pipeline.corpus.segment import load_segmenter, segment_transcript
+from pipeline.corpus.transcripts import _LABEL_LINE, parse_transcript
 from pipeline.records import Speaker
-from pipeline.segment import load_segmenter, segment_transcript
-from pipeline.transcripts import _LABEL_LINE, parse_transcript
 
 
 def sentences(segmenter, text: str) -> list[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.ingest import ingest_paths
+from pipeline.corpus.ingest import ingest_paths
 from pipeline.records import Annotation, Coding
-from pipeline.store import now
+from pipeline.store.rows import now
 
 
 def annotate_all(store, annotator: str = "tester") -> int:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.annotations import read_annotations
+from pipeline.coding.embedding_cache import EmbeddingCache
+from pipeline.coding.models import PROJECT_MODELS, current_model_id
+from pipeline.coding.training import SEED_DIR, TrainingConfig, load_or_train_current
+from pipeline.corpus.annotations import read_annotations
 from pipeline.errors import ModelNotFoundError
-from pipeline.models import PROJECT_MODELS, current_model_id
-from pipeline.store import EmbeddingCache
-from pipeline.training import SEED_DIR, TrainingConfig, load_or_train_current
 
 # two transcripts, two folds: a real training run that is quick on two cores
 FAST = TrainingConfig(encoder="use", n_splits=2, min_examples=3)

@@ -8,6 +8,7 @@ from pathlib import Path
 import docx
 import pytest
 
+from pipeline.corpus.transcripts import SourceMetadata, find_sources, load_transcript, metadata_for
 from pipeline.errors import (
     CorruptDocumentError,
     EmptyTranscriptError,
@@ -16,7 +17,6 @@ from pipeline.errors import (
     UnknownSpeakerError,
 )
 from pipeline.records import Role, Speaker
-from pipeline.transcripts import SourceMetadata, find_sources, load_transcript, metadata_for
 
 
 def respondent_texts(transcript) -> list[str]:

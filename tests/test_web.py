@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 
 from pipeline import review
 from pipeline.codebook import load_codebook
-from pipeline.ingest import ingest_paths
+from pipeline.corpus.ingest import ingest_paths
 from pipeline.records import Prediction, ReviewStatus
-from pipeline.users import add_user
-from pipeline.web import create_app
-from pipeline.web.security import LoginLimiter
+from pipeline.review.users import add_user
+from pipeline.review.web import create_app
+from pipeline.review.web.security import LoginLimiter
 
 PASSWORD = "een-lang-wachtwoord"
 HOSTILE = """Naam respondent: BX

@@ -17,8 +17,8 @@ import pytest
 from pipeline import review
 from pipeline.codebook import load_codebook
 from pipeline.records import Coding, Prediction, ReviewStatus
-from pipeline.users import add_user
-from pipeline.web import create_app
+from pipeline.review.users import add_user
+from pipeline.review.web import create_app
 
 pytestmark = pytest.mark.browser
 

@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.annotations import annotation_record  # noqa: E402
+from pipeline.corpus import annotation_record
 from pipeline.codebook import load_codebook  # noqa: E402
 from pipeline.records import Annotation, Coding  # noqa: E402
-from pipeline.segment import load_segmenter, segment_transcript  # noqa: E402
-from pipeline.transcripts import SourceMetadata, load_transcript  # noqa: E402
+from pipeline.corpus import load_segmenter, segment_transcript
+from pipeline.corpus import SourceMetadata, load_transcript
 
 AUTHORING = ROOT / "annotations" / "authoring"
 DEMO = ROOT / "data" / "demo"

@@ -41,8 +41,7 @@ def ingest(obj: Context, paths: tuple[Path, ...], metadata: Path | None, speaker
 
         codeer ingest data/demo --metadata data/demo/metadata.csv
     """
-    from pipeline.ingest import ingest_paths
-    from pipeline.segment import load_segmenter
+    from pipeline.corpus import ingest_paths, load_segmenter
 
     settings = obj.settings
     segmenter = load_segmenter(window or settings.window)
@@ -74,7 +73,7 @@ def utterances(obj: Context, transcript: str | None, fmt: str) -> None:
 
         codeer utterances --format jsonl > utterances.jsonl
     """
-    from pipeline.tables import utterance_json
+    from pipeline.corpus import utterance_json
 
     for utterance in obj.store.iter_utterances(transcript):
         if fmt == "jsonl":
@@ -113,7 +112,7 @@ def ingest_table(obj: Context, file: Path) -> None:
 
         codeer ingest-table exported.csv
     """
-    from pipeline.tables import read_table, transcripts_from_table
+    from pipeline.corpus import read_table, transcripts_from_table
 
     frame = read_table(file, required=("id", "text", "municipality", "respondent"))
     counts = {"new": 0, "changed": 0, "unchanged": 0}
@@ -185,8 +184,8 @@ def annotations_import(obj: Context, paths: tuple[Path, ...]) -> None:
 
         codeer annotations import annotations/seed
     """
-    from pipeline.annotations import import_annotations, read_annotations
     from pipeline.codebook import load_codebook
+    from pipeline.corpus import import_annotations, read_annotations
 
     records = read_annotations(list(paths), load_codebook(obj.settings.codebook_version))
     report = import_annotations(records, obj.store)
@@ -212,8 +211,8 @@ def annotations_stats(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
 
         codeer annotations stats --format json
     """
-    from pipeline.annotations import annotation_stats, read_annotations
     from pipeline.codebook import load_codebook
+    from pipeline.corpus import annotation_stats, read_annotations
 
     records = read_annotations(list(paths) or [Path("annotations/seed")], load_codebook(obj.settings.codebook_version))
     table = annotation_stats(records, load_codebook(obj.settings.codebook_version))
@@ -245,7 +244,8 @@ def ingest_questionnaire_command(obj: Context, file: Path, version: str | None) 
 
         codeer ingest-questionnaire data/demo/questionnaires/managers.csv
     """
-    from pipeline.questionnaire import ingest_questionnaire, questionnaire_evidence, summarise
+    from pipeline.corpus import ingest_questionnaire
+    from pipeline.rating import questionnaire_evidence, summarise
 
     result = ingest_questionnaire(file, obj.store, version)
     responses = result.responses

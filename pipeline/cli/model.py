@@ -30,8 +30,14 @@ def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None,
         codeer train
     """
     from pipeline.codebook import load_codebook
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, reviewed_annotations, seed_annotations, train_model, unlabelled_pool
+    from pipeline.coding import (
+        EmbeddingCache,
+        TrainingConfig,
+        reviewed_annotations,
+        seed_annotations,
+        train_model,
+        unlabelled_pool,
+    )
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
@@ -70,11 +76,9 @@ def classify(obj: Context, input_file: Path, output: Path, model_ref: str) -> No
 
         codeer classify zinnen.jsonl --output gecodeerd.jsonl
     """
-    from pipeline.classify import code_rows, coded_row_json, featurize
     from pipeline.codebook import load_codebook
-    from pipeline.embed import load_encoder
-    from pipeline.store import EmbeddingCache
-    from pipeline.tables import read_table
+    from pipeline.coding import EmbeddingCache, code_rows, coded_row_json, featurize, load_encoder
+    from pipeline.corpus import read_table
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
@@ -99,8 +103,13 @@ def classify(obj: Context, input_file: Path, output: Path, model_ref: str) -> No
 
 def load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untyped-def]
     """The model ``--model`` names; trains the seed model first when none is current (classify, rate, report)."""
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, load_or_train_current, reviewed_annotations, seed_annotations
+    from pipeline.coding import (
+        EmbeddingCache,
+        TrainingConfig,
+        load_or_train_current,
+        reviewed_annotations,
+        seed_annotations,
+    )
 
     settings = obj.settings
     loaded, trained = load_or_train_current(
@@ -143,8 +152,14 @@ def evaluate(obj: Context, encoders: str, no_learning_curve: bool, output: Path 
         codeer evaluate --encoders e5,use,e5+use
     """
     from pipeline.codebook import load_codebook
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, holdout_annotations, reviewed_annotations, run_evaluation, seed_annotations
+    from pipeline.coding import (
+        EmbeddingCache,
+        TrainingConfig,
+        holdout_annotations,
+        reviewed_annotations,
+        run_evaluation,
+        seed_annotations,
+    )
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
@@ -179,9 +194,15 @@ def review_effect(obj: Context, simulate: int | None, output: Path | None) -> No
         codeer review-effect --simulate 50
     """
     from pipeline.codebook import load_codebook
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import (TrainingConfig, answer_key_round, holdout_annotations, review_round_scores,
-                                   review_rounds_of, seed_annotations)
+    from pipeline.coding import (
+        EmbeddingCache,
+        TrainingConfig,
+        answer_key_round,
+        holdout_annotations,
+        review_round_scores,
+        review_rounds_of,
+        seed_annotations,
+    )
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
@@ -224,7 +245,7 @@ def models_list(obj: Context) -> None:
 
         codeer models list
     """
-    from pipeline.models import list_models
+    from pipeline.coding import list_models
 
     cards = list_models(obj.settings.models_dir)
     if not cards:

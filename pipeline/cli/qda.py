@@ -48,7 +48,7 @@ def import_qdpx_command(obj: Context, file: Path, mapping: Path | None, suggest_
         return
     if mapping is not None and not mapping.is_file():
         raise click.ClickException(f"{mapping}: no such mapping file. Create one with --suggest-mapping.")
-    from pipeline.segment import load_segmenter
+    from pipeline.corpus import load_segmenter
 
     settings = obj.settings
     segmenter = load_segmenter(settings.window)

@@ -51,10 +51,10 @@ def report(obj: Context, output: Path | None, model_ref: str, fictional: bool) -
 def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,  # type: ignore[no-untyped-def]
           fictional: bool = False):
     from pipeline.codebook import load_codebook
-    from pipeline.embed import load_encoder
-    from pipeline.jobs import classify_table, questionnaire_evidence_of, rate_codings
-    from pipeline.store import EmbeddingCache
-    from pipeline.tables import read_table
+    from pipeline.coding import EmbeddingCache, classify_table, load_encoder
+    from pipeline.corpus import read_table
+    from pipeline.rating import questionnaire_evidence_of
+    from pipeline.report import rate_codings
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
@@ -67,7 +67,7 @@ def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str,
         codings = classify_table(frame, loaded, encoder, book, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
         return rate_codings(codings, book, out_dir, model_id=loaded.model_id, report=report)
     store = obj.store
-    from pipeline.jobs import rate_store
+    from pipeline.report import rate_store
 
     return rate_store(store, book, out_dir, model_id=loaded.model_id, questionnaire=questionnaire_evidence_of(store),
                       report=report, fictional=fictional)
@@ -99,14 +99,14 @@ def calibrate_ratings(obj: Context, candidates: str) -> None:
 
         codeer calibrate-ratings --candidates 0.2,0.5
     """
-    from pipeline.classify import featurize, training_set
     from pipeline.codebook import load_codebook
-    from pipeline.embed import load_encoder
-    from pipeline.jobs import questionnaire_evidence_of
-    from pipeline.rating_calibration import calibrate_prediction_weight, out_of_fold_codings
-    from pipeline.rating_rules import load_rating_rules
-    from pipeline.store import EmbeddingCache
-    from pipeline.training import TrainingConfig, seed_annotations
+    from pipeline.coding import EmbeddingCache, TrainingConfig, featurize, load_encoder, seed_annotations, training_set
+    from pipeline.rating import (
+        calibrate_prediction_weight,
+        load_rating_rules,
+        out_of_fold_codings,
+        questionnaire_evidence_of,
+    )
 
     try:
         values = [float(value) for value in candidates.split(",") if value.strip()]

@@ -30,7 +30,7 @@ def users_add(obj: Context, name: str, role: str, password_file: Path | None) ->
 
         codeer users add anna --role annotator
     """
-    from pipeline.users import add_user
+    from pipeline.review import add_user
 
     if password_file is not None:
         lines = password_file.read_text(encoding="utf-8").splitlines()
@@ -51,7 +51,7 @@ def users_list(obj: Context) -> None:
 
         codeer users list
     """
-    from pipeline.users import list_users
+    from pipeline.review import list_users
 
     for user in list_users(obj.store):
         click.echo(f"{user.name:24s} {user.role:10s} {'active' if user.active else 'inactive':9s} {user.created_at}")
@@ -73,7 +73,7 @@ def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, 
         codeer serve-review --port 8000
     """
     from pipeline.codebook import load_codebook
-    from pipeline.web import serve
+    from pipeline.review.web import serve
 
     click.echo(f"review page on {'https' if ssl_certfile else 'http'}://{host}:{port}/ (Ctrl+C stops)")
     if host not in ("127.0.0.1", "localhost", "::1") and not ssl_certfile:
@@ -101,7 +101,7 @@ def review_group(ctx: click.Context, user_name: str | None, batch: int) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from pipeline.codebook import load_codebook
-    from pipeline.terminal import run_terminal_review
+    from pipeline.review import run_terminal_review
 
     obj: Context = ctx.obj
     if not user_name:
@@ -133,7 +133,7 @@ def review_export(obj: Context, fmt: str, out: Path) -> None:
         click.echo(f"{n} review item(s) written to {out}.")
         return
     from pipeline.codebook import load_codebook
-    from pipeline.labelstudio import export_label_studio
+    from pipeline.review import export_label_studio
 
     n = export_label_studio(obj.store, out, load_codebook(obj.settings.codebook_version))
     click.echo(f"{n} task(s) written to {out}; labelling configuration in {out.stem}.label_config.xml.")
@@ -152,7 +152,7 @@ def review_import_label_studio(obj: Context, file: Path, annotator: str | None) 
         codeer review import-label-studio export.json --annotator anna
     """
     from pipeline.codebook import load_codebook
-    from pipeline.labelstudio import import_label_studio
+    from pipeline.review import import_label_studio
 
     report = import_label_studio(obj.store, file, load_codebook(obj.settings.codebook_version), annotator=annotator)
     for problem in report.problems:

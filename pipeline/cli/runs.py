@@ -155,7 +155,7 @@ def demo(obj: Context) -> None:
 
         CODEER_HOME=demo-workspace codeer demo
     """
-    from pipeline.training import PROJECT_ROOT
+    from pipeline.coding import PROJECT_ROOT
 
     demo_dir = PROJECT_ROOT / "data" / "demo"
     ctx = click.get_current_context()
@@ -179,7 +179,7 @@ def demo(obj: Context) -> None:
 
 def _echo_answer_key(ratings_file: Path, key_file: Path) -> None:
     """How well the demo's ratings reproduce the answer key its fictional corpus was written to."""
-    from pipeline.aggregate import agreement_with_answer_key
+    from pipeline.rating import agreement_with_answer_key
 
     share, misses = agreement_with_answer_key(json.loads(ratings_file.read_text(encoding="utf-8")), key_file)
     click.echo(f"== answer key ({key_file.name}): the ratings agree on {share:.1%} of the municipality x "

@@ -7,7 +7,7 @@ exclusive, over the plain text in the archive. Modules: ``archive`` (records, re
 ``mapping`` (QDA codes to codebook ids), ``importer``, ``export`` and ``codebooks`` (.qdc).
 """
 
-from pipeline.qda.archive import QdaCode, QdaProject, QdaSelection, QdaSource, qda_guid, read_qdc, read_qdpx
+from pipeline.qda.archive import QdaCode, QdaProject, QdaSelection, QdaSource, qda_guid
 from pipeline.qda.codebooks import codebook_from_qda, codebook_yaml, export_qdc
 from pipeline.qda.export import INCLUDE_CHOICES, QdaExportReport, export_qdpx
 from pipeline.qda.importer import QdaImportReport, import_qdpx, place_selection, transcript_from_source
@@ -21,6 +21,7 @@ from pipeline.qda.mapping import (
     resolve_codes,
     suggest_mapping,
 )
+from pipeline.qda.reader import read_qdc, read_qdpx
 
 __all__ = [
     "INCLUDE_CHOICES", "MappedCode", "MappingSuggestion", "QdaCode", "QdaExportReport", "QdaImportReport",

@@ -21,7 +21,6 @@ from pipeline.qda.archive import _RGB, CODEBOOK_NS, QdaCode, _q, _xml_text, qda_
 from pipeline.qda.mapping import _fold
 
 
-
 def _code_description(code: Code) -> str:
     parts = [code.definition_nl] if code.definition_nl else []
     if code.include:

@@ -17,14 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.codebook import Codebook
+from pipeline.corpus import (
+    INTERVIEWER_LABELS,
+    RESPONDENT_LABELS,
+    Segmenter,
+    SourceMetadata,
+    parse_transcript,
+    segment_transcript,
+)
 from pipeline.errors import TranscriptFormatError
 from pipeline.hashing import text_hash
-from pipeline.qda.archive import MACHINE_USER_PREFIX, QdaProject, QdaSource, _datetime, read_qdpx
+from pipeline.qda.archive import MACHINE_USER_PREFIX, QdaProject, QdaSource, _datetime
 from pipeline.qda.mapping import VARIABLE_NAMES, QdaMapping, _opt, resolve_codes
+from pipeline.qda.reader import read_qdpx
 from pipeline.records import Annotation, Coding, Role, Speaker, Transcript, Turn, Utterance
-from pipeline.segment import Segmenter, segment_transcript
 from pipeline.store import Store, now
-from pipeline.transcripts import INTERVIEWER_LABELS, RESPONDENT_LABELS, SourceMetadata, parse_transcript
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +121,7 @@ def transcript_from_source(source: QdaSource, source_key: str, archive: str, met
     """A :class:`Transcript` of a QDA text source.
 
     Text with speaker labels (``Onderzoeker:``/``Respondent:`` ...) and policy documents are
-    parsed as :func:`pipeline.transcripts.parse_transcript` parses files, so a codeer export
+    parsed as :func:`pipeline.corpus.transcripts.parse_transcript` parses files, so a codeer export
     comes back with the same turns; any other text becomes one respondent (or, for role
     ``document``, document) turn per non-empty line.
 

@@ -13,7 +13,8 @@ import yaml
 
 from pipeline.codebook import Codebook
 from pipeline.errors import QdaMappingError
-from pipeline.qda.archive import _GUID, QdaCode, _norm_guid, qda_guid, read_qdpx
+from pipeline.qda.archive import _GUID, QdaCode, _norm_guid, qda_guid
+from pipeline.qda.reader import read_qdpx
 from pipeline.records import Speaker
 
 VARIABLE_NAMES = {"municipality": ("municipality", "gemeente"), "respondent": ("respondent", "respondentcode"),

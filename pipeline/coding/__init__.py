@@ -1,0 +1,38 @@
+"""Coding: encoders and their embedding cache, the classifier, training and evaluation, model
+folders, and the classify step over a store.
+
+Data: :class:`~pipeline.records.Utterance` -> embedding -> :class:`~pipeline.records.Prediction`
+(a coding with its probability), stored beside the human annotations.
+"""
+
+from pipeline.coding.classify import CodeClassifier, CodingModel, featurize, fit_coding_model, training_set
+from pipeline.coding.embed import ConcatEncoder, embed_texts, load_encoder
+from pipeline.coding.embedding_cache import EmbeddingCache
+from pipeline.coding.evaluate import subset
+from pipeline.coding.jobs import classify_pending, classify_table, n_new_corrections, predictions_for
+from pipeline.coding.models import LoadedModel, list_models, load_model_folder
+from pipeline.coding.predict import code_rows, coded_row_json
+from pipeline.coding.training import (
+    PROJECT_ROOT,
+    TrainingConfig,
+    annotations_sha256,
+    answer_key_round,
+    holdout_annotations,
+    load_or_train_current,
+    review_round_scores,
+    review_rounds_of,
+    reviewed_annotations,
+    run_evaluation,
+    seed_annotations,
+    train_model,
+    unlabelled_pool,
+)
+
+__all__ = [
+    "CodeClassifier", "CodingModel", "ConcatEncoder", "EmbeddingCache", "LoadedModel", "PROJECT_ROOT",
+    "TrainingConfig", "annotations_sha256", "answer_key_round", "classify_pending", "classify_table",
+    "code_rows", "coded_row_json", "embed_texts", "featurize", "fit_coding_model", "holdout_annotations",
+    "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections",
+    "predictions_for", "review_round_scores", "review_rounds_of", "reviewed_annotations", "run_evaluation",
+    "seed_annotations", "subset", "train_model", "training_set", "unlabelled_pool",
+]

@@ -1,0 +1,143 @@
+"""The coding steps over a store, shared by the command line and the Prefect flows: classify
+what is new (queueing what needs a human), classify a table, count new corrections."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.codebook import Codebook
+from pipeline.coding.classify import featurize
+from pipeline.coding.models import LoadedModel
+from pipeline.coding.predict import CodedRow, code_rows
+from pipeline.records import Prediction, Utterance
+from pipeline.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassifyStats:
+    """What one classification pass did."""
+
+    n_classified: int = 0
+    n_embedded: int = 0
+    n_cache_hits: int = 0
+    n_review_added: int = 0
+    seconds_embed: float = 0.0
+    seconds_classify: float = 0.0
+
+
+def _batches(items: Iterator[Utterance], size: int) -> Iterator[list[Utterance]]:
+    batch: list[Utterance] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predictions_for(rows: Sequence[CodedRow], codes: Sequence[str]) -> list[Prediction]:
+    """Store rows for coded utterances: the probability of each of the model's ``codes``
+    (building blocks are derived, not stored); direction and facet for the predicted ones."""
+    predictions = []
+    stored = set(codes)
+    for row in rows:
+        direction = {code: (label, p) for code, label, p in row.direction}
+        facet = {code: label for code, label, _ in row.facet}
+        predicted = set(row.predicted)
+        for code, p in row.codes:
+            if code not in stored:
+                continue
+            label, direction_p = direction.get(code, (None, None))
+            predictions.append(Prediction(row.id, row.model, code, p, code in predicted, label, direction_p,
+                                          facet.get(code)))
+    return predictions
+
+
+def classify_pending(
+    store: Store, loaded: LoadedModel, encoder, codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
+    batch_size: int = 2000, review: bool = True, review_threshold: float = 0.6, show_progress: bool = False,
+    transcript_id: str | None = None,
+) -> ClassifyStats:
+    """Classify the active utterances that have no predictions of this model yet, in batches
+    (memory stays flat however large the corpus), store the predictions and queue the
+    uncertain ones for review. Utterances already classified by this model cost nothing.
+    With ``transcript_id`` only that transcript's utterances (one task per transcript).
+
+    A batch is queued for review before its predictions are stored: a crash in between
+    leaves the batch pending, so the next run classifies it again and the upsert of the
+    review items adds nothing twice."""
+    import time
+
+    from tqdm import tqdm
+
+    stats = ClassifyStats()
+    pending = store.iter_pending_utterances(loaded.model_id, transcript_id)
+    thresholds = dict(zip(loaded.model.codes, map(float, loaded.model.thresholds), strict=True))
+    with tqdm(desc="classify", unit="utt", disable=not show_progress, leave=False) as bar:
+        for batch in _batches(pending, batch_size):
+            started = time.perf_counter()
+            X, n_encoded, n_hits = featurize([u.text for u in batch], [u.question for u in batch], encoder,
+                                             context_weight=loaded.model.context_weight, cache=cache)
+            stats.seconds_embed += time.perf_counter() - started
+            started = time.perf_counter()
+            rows = code_rows([u.utterance_id for u in batch], X, loaded.model, loaded.model_id, codebook,
+                             review_threshold=review_threshold)
+            predictions = predictions_for(rows, loaded.model.codes)
+            if review:
+                from pipeline.review import enqueue
+
+                stats.n_review_added += enqueue(store, predictions, thresholds, model_id=loaded.model_id,
+                                                min_confidence=review_threshold)
+            store.save_predictions(predictions)
+            stats.seconds_classify += time.perf_counter() - started
+            stats.n_classified += len(batch)
+            stats.n_embedded += n_encoded
+            stats.n_cache_hits += n_hits
+            bar.update(len(batch))
+    logger.info("classified %d utterances (%d texts encoded, %d from cache), %d review items added",
+                stats.n_classified, stats.n_embedded, stats.n_cache_hits, stats.n_review_added)
+    return stats
+
+
+def classify_table(frame: pd.DataFrame, loaded: LoadedModel, encoder, codebook: Codebook, *,  # type: ignore[no-untyped-def]
+                   cache=None) -> pd.DataFrame:
+    """Classify a table of utterances (``id,text,municipality,respondent[,role,question]``)
+    without touching the database; return its codings table (predicted codes only)."""
+    questions = frame["question"].astype(str).tolist() if "question" in frame.columns else [""] * len(frame)
+    X, _, _ = featurize(frame["text"].astype(str).tolist(), questions, encoder,
+                        context_weight=loaded.model.context_weight, cache=cache)
+    rows = code_rows(frame["id"].astype(str).tolist(), X, loaded.model, loaded.model_id, codebook)
+    records = []
+    for row, (_, source) in zip(rows, frame.iterrows(), strict=True):
+        probability = dict(row.codes)
+        facet = {code: label for code, label, _ in row.facet}
+        for code, label, direction_p in row.direction:
+            records.append({"utterance_id": row.id, "transcript_id": str(source.get("transcript", "") or source["respondent"]),
+                            "municipality": source["municipality"], "respondent": source["respondent"],
+                            "role": str(source.get("role", "") or "other"), "text": source["text"], "code": code,
+                            "direction": label, "facet": facet.get(code), "weight": float(probability[code]),
+                            "source": "predicted", "direction_p": float(direction_p)})
+    columns = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code", "direction",
+               "facet", "weight", "source", "direction_p"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def n_new_corrections(store: Store, models_dir: Path) -> int:
+    """How many standing review decisions are newer than the current model (all of them
+    when there is no current model): what the nightly job weighs before retraining."""
+    from pipeline.coding.models import current_model_id
+    from pipeline.review import review_annotations
+
+    current = current_model_id(models_dir)
+    card = models_dir / current / "card.json" if current else None
+    trained_at = json.loads(card.read_text(encoding="utf-8"))["created_at"] if card and card.is_file() else ""
+    return sum(annotation.created_at > trained_at for annotation in review_annotations(store))

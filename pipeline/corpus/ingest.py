@@ -1,0 +1,75 @@
+"""The ingest job: read, segment and store a batch of files, one transaction per file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.corpus.segment import Segmenter, segment_transcript
+from pipeline.corpus.transcripts import SourceMetadata, find_sources, load_transcript, metadata_for, read_metadata
+from pipeline.errors import CodeerError
+from pipeline.records import IngestReport, IngestResult, Speaker
+from pipeline.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def ingest_paths(
+    paths: list[Path],
+    store: Store,
+    segmenter: Segmenter,
+    *,
+    metadata_file: Path | None = None,
+    speaker_aliases: dict[str, Speaker] | None = None,
+    run_id: int | None = None,
+    show_progress: bool = False,
+) -> IngestReport:
+    """Ingest every transcript and document under ``paths``.
+
+    A file that cannot be read fails alone: its error is recorded in the report and the
+    batch goes on. Each file is stored in its own transaction, so a crash never leaves a
+    half-written transcript behind.
+    """
+    explicit: dict[str, SourceMetadata] | None = read_metadata(metadata_file) if metadata_file else None
+    sidecars: dict[Path, dict[str, SourceMetadata]] = {}
+    results: list[IngestResult] = []
+    sources = find_sources(paths)
+    for path, source in tqdm(sources, desc="ingest", unit="file", disable=not show_progress, leave=False):
+        try:
+            results.append(ingest_file(path, source, store, segmenter, metadata=metadata_for(path, sidecars, explicit),
+                                       speaker_aliases=speaker_aliases, run_id=run_id))
+        except OSError as err:  # unreadable file, permissions: this file fails, the batch goes on
+            results.append(IngestResult(str(path), "failed", error=f"{path}: {err}", reason=type(err).__name__))
+    return IngestReport(tuple(results))
+
+
+def ingest_file(
+    path: Path,
+    source: str,
+    store: Store,
+    segmenter: Segmenter,
+    *,
+    metadata: SourceMetadata | None = None,
+    speaker_aliases: dict[str, Speaker] | None = None,
+    run_id: int | None = None,
+) -> IngestResult:
+    """Read, segment and store one file in one transaction; bad input becomes a failed result.
+
+    Transient errors (I/O, a locked database) propagate, so a caller can retry them.
+    """
+    try:
+        transcript = load_transcript(path, source=source, metadata=metadata, speaker_aliases=speaker_aliases)
+        active = store.active_version(transcript.source)
+        if active is not None and active[0] == transcript.transcript_id:
+            # the same content is stored already: skip segmenting, the costly part (issue 8)
+            logger.info("%s: unchanged (%d utterances)", source, active[1])
+            return IngestResult(str(path), "unchanged", transcript.transcript_id, active[1])
+        utterances = segment_transcript(transcript, segmenter)
+        status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
+    except CodeerError as err:
+        logger.info("failed: %s", err)
+        return IngestResult(str(path), "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
+    logger.info("%s: %s (%d utterances)", source, status, len(utterances))
+    return IngestResult(str(path), status, transcript.transcript_id, len(utterances))

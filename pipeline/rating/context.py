@@ -1,0 +1,118 @@
+"""Context verdicts: whether a context code (culture, structure, ...) helps or hinders learning."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline.codebook import Codebook
+from pipeline.rating.balance import (
+    _balance,
+    _margin,
+    _ordered_evidence,
+    _round,
+    _shares,
+)
+from pipeline.rating.evidence import REGION, CodedFragments, _Fragment, _fragments
+from pipeline.rating.rules import RatingRules
+from pipeline.rating.verdicts import _municipalities
+from pipeline.rating.wording import _VERDICT_EN, _VERDICT_NL, _cite, _num
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRating:
+    """Whether a context code (culture, structure, ...) helps or hinders learning somewhere."""
+
+    municipality: str
+    code: str
+    verdict: str
+    score: float | None
+    confidence: float
+    n_utterances: int
+    n_respondents: int
+    share_plus: float
+    share_minus: float
+    share_neutral: float
+    rationale_nl: str
+    rationale_en: str
+    evidence: tuple[str, ...]
+    respondents: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------- context
+
+
+def _rate_context_cell(municipality: str, code: str, fragments: Sequence[_Fragment], codebook: Codebook,
+                       rules: RatingRules) -> ContextRating:
+    label, cr = codebook[code], rules.context
+    balance = _balance(fragments, (), code, codebook, rules)
+    respondents = tuple(sorted({f.respondent for f in fragments}))
+    n_utterances = len({f.utterance_id for f in fragments})
+    if n_utterances < cr.min_utterances or len(respondents) < cr.min_respondents or balance.score is None:
+        verdict = "onvoldoende_bewijs"
+    elif balance.score >= cr.bevorderend:
+        verdict = "bevorderend"
+    elif balance.score <= cr.belemmerend:
+        verdict = "belemmerend"
+    else:
+        verdict = "gemengd"
+    plus, minus, neutral = _shares(fragments)
+    confidence = 0.0
+    if verdict != "onvoldoende_bewijs":
+        weight = math.fsum(f.weight for f in fragments)
+        confidence = ((1.0 - math.exp(-weight / rules.confidence.evidence_scale))
+                      * _margin(balance.score, (cr.bevorderend, cr.belemmerend), rules))
+    where_nl = "de regio" if municipality == REGION else municipality
+    where_en = "the region" if municipality == REGION else municipality
+    cite = _cite(respondents)
+    rationale_nl = (f"{label.label_nl} in {where_nl}: {_VERDICT_NL[verdict]} (score {_num(balance.score, 'nl')}). "
+                    f"{n_utterances} fragmenten van {len(respondents)} bronnen, gewogen {plus:.0%} bevorderend, "
+                    f"{minus:.0%} belemmerend en {neutral:.0%} gemengd {cite}.").replace(" .", ".")
+    rationale_en = (f"{label.label_en} in {where_en}: {_VERDICT_EN[verdict]} (score {_num(balance.score, 'en')}). "
+                    f"{n_utterances} fragments from {len(respondents)} sources, weighted {plus:.0%} supportive, "
+                    f"{minus:.0%} hindering and {neutral:.0%} mixed {cite}.").replace(" .", ".")
+    return ContextRating(
+        municipality=municipality, code=code, verdict=verdict, score=_round(balance.score),
+        confidence=round(confidence, 3), n_utterances=n_utterances, n_respondents=len(respondents),
+        share_plus=plus, share_minus=minus, share_neutral=neutral, rationale_nl=rationale_nl,
+        rationale_en=rationale_en, evidence=_ordered_evidence(fragments, verdict), respondents=respondents,
+    )
+
+
+def rate_context(codings: pd.DataFrame | CodedFragments, codebook: Codebook,
+                 rules: RatingRules) -> list[ContextRating]:
+    """Bevorderend / belemmerend / gemengd per context code, per municipality and for the region.
+
+    Parameters
+    ----------
+    codings : pandas.DataFrame or CodedFragments
+        As for :func:`rate_incentives`.
+    codebook : Codebook
+        Must contain every code of ``rules.context.codes`` (a codebook without one of them
+        simply has no rows for it).
+    rules : RatingRules
+
+    Returns
+    -------
+    list of ContextRating
+        Per municipality (sorted) and context code (rules order), then the region rows, which
+        pool all sources of the region including the regional respondent.
+    """
+    pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules)
+    codes = [code for code in rules.context.codes if code in codebook]
+    wanted = set(codes)
+    by_cell: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
+    for code, fragment in pairs:
+        if code in wanted:
+            by_cell[(REGION if fragment.role == "regio" else fragment.municipality, code)].append(fragment)
+    municipalities = _municipalities((f for _, f in pairs), {})
+    result = [_rate_context_cell(m, code, by_cell.get((m, code), []), codebook, rules)
+              for m in municipalities for code in codes]
+    for code in codes:
+        everything = [f for m in [*municipalities, REGION] for f in by_cell.get((m, code), [])]
+        result.append(_rate_context_cell(REGION, code, everything, codebook, rules))
+    return result

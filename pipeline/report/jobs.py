@@ -1,0 +1,129 @@
+"""Rate a corpus and write its ratings and report: the last steps of the main job, shared by
+the command line and the Prefect flows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.codebook import Codebook
+from pipeline.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RateResult:
+    """Ratings, their files and the report files."""
+
+    ratings: list = field(default_factory=list)
+    context: list = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    n_codings: int = 0
+
+
+def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, model_id: str,
+                 questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
+                 region_name: str = "de regio") -> RateResult:
+    """Rate incentives and context from a codings table; write ratings.json/.csv and, with
+    ``report``, the HTML, Markdown and Excel report."""
+    from pipeline.rating import compare_municipalities, load_rating_rules, rate_context, rate_incentives, write_ratings
+    from pipeline.report.provenance import provenance_from_codings
+    from pipeline.report.render import write_report
+
+    rules = load_rating_rules()
+    ratings = rate_incentives(codings, codebook, rules, questionnaire)
+    context = rate_context(codings, codebook, rules)
+    files = list(write_ratings(ratings, out_dir))
+    if report:
+        provenance = provenance_from_codings(codings, model_id=model_id, codebook_version=codebook.version,
+                                             rules_version=rules.version)
+        written = write_report(out_dir, ratings, codebook, provenance, context=context,
+                               differences=compare_municipalities(ratings, rules), codings=codings,
+                               fictional=fictional, region_name=region_name)
+        files += [written.html, written.markdown, written.excel]
+    return RateResult(ratings, context, files)
+
+
+QUOTE_COLUMNS = ["utterance_id", "code", "respondent", "text", "direction", "facet", "source"]
+
+
+def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str,
+               questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
+               region_name: str = "de regio", municipalities_per_frame: int = 10) -> RateResult:
+    """:func:`rate_codings` of the store's codings (:meth:`Store.codings_frame`), streamed.
+
+    The codings are read a few municipalities at a time and each part is reduced to its
+    evidence (:func:`pipeline.rating.coded_fragments`) before the next is read, so the
+    codings table of the whole corpus is never in memory; the report keeps the text of the
+    rows it may quote only. Ratings, files and report are those of :func:`rate_codings` on
+    the whole table.
+
+    Parameters
+    ----------
+    store : Store
+    codebook : Codebook
+    out_dir : Path
+        Where ratings.json/.csv and the report are written.
+    model_id : str
+        Whose predictions are rated, beside the human annotations.
+    questionnaire, report, fictional, region_name
+        As for :func:`rate_codings`.
+    municipalities_per_frame : int
+        Municipalities read at a time.
+
+    Returns
+    -------
+    RateResult
+        With ``n_codings``, the rows of the codings table.
+    """
+    from pipeline.rating import (
+        CodedFragments,
+        coded_fragments,
+        compare_municipalities,
+        load_rating_rules,
+        rate_context,
+        rate_incentives,
+        write_ratings,
+    )
+    from pipeline.report.provenance import Provenance
+    from pipeline.report.render import write_report
+
+    rules = load_rating_rules()
+    parts: list[CodedFragments] = []
+    quotes: list[pd.DataFrame] = []
+    n = dict.fromkeys(("transcripts", "documents", "utterances", "human", "predicted", "rows"), 0)
+    for frame in store.iter_codings_frames(model_id, municipalities_per_frame=municipalities_per_frame):
+        part = coded_fragments(frame.drop(columns="text"), codebook, rules)
+        parts.append(part)
+        # a transcript and its utterances belong to one municipality: counts add up over parts
+        documents = frame["role"] == "document"
+        n["transcripts"] += int(frame.loc[~documents, "transcript_id"].nunique())
+        n["documents"] += int(frame.loc[documents, "transcript_id"].nunique())
+        n["utterances"] += int(frame["utterance_id"].nunique())
+        n["human"] += int((frame["source"] == "human").sum())
+        n["predicted"] += int((frame["source"] == "predicted").sum())
+        n["rows"] += len(frame)
+        if report:
+            keys = part.keys
+            quotable = [(u, c) in keys for u, c in zip(frame["utterance_id"], frame["code"], strict=True)]
+            quotes.append(frame.loc[quotable, QUOTE_COLUMNS])
+        del frame
+    fragments = CodedFragments.join(parts)
+    del parts
+    ratings = rate_incentives(fragments, codebook, rules, questionnaire)
+    context = rate_context(fragments, codebook, rules)
+    files = list(write_ratings(ratings, out_dir))
+    if report:
+        provenance = Provenance(model_id=model_id, codebook_version=codebook.version, rules_version=rules.version,
+                                n_transcripts=n["transcripts"], n_documents=n["documents"],
+                                n_utterances=n["utterances"], n_human=n["human"], n_predicted=n["predicted"])
+        codings = pd.concat(quotes, ignore_index=True) if quotes else pd.DataFrame(columns=QUOTE_COLUMNS)
+        written = write_report(out_dir, ratings, codebook, provenance, context=context,
+                               differences=compare_municipalities(ratings, rules), codings=codings,
+                               fictional=fictional, region_name=region_name)
+        files += [written.html, written.markdown, written.excel]
+    return RateResult(ratings, context, files, n["rows"])

@@ -1,0 +1,18 @@
+"""The store: the database (SQLite or PostgreSQL) behind :class:`Store`, its migrations, and one
+query module per concept (review, questionnaires); all SQL lives in this package.
+"""
+
+from pipeline.store.database import (
+    CODINGS_FRAME_COLUMNS,
+    Store,
+    StoredAnnotation,
+    StoredTranscript,
+    open_store,
+    upgrade_schema,
+)
+from pipeline.store.rows import now
+
+__all__ = [
+    "CODINGS_FRAME_COLUMNS", "Store", "StoredAnnotation", "StoredTranscript", "now", "open_store",
+    "upgrade_schema",
+]

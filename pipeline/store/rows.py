@@ -1,0 +1,47 @@
+"""Rows to records and back: the helpers the store's modules share.
+
+A leaf module (it imports no other store module), so :mod:`pipeline.store.database` and its query
+mixins can all import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from pipeline.records import Coding, Role, Speaker, Utterance
+
+
+def now() -> str:
+    """The current UTC time as an ISO 8601 string (what the store records)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _utterance_row(utterance: Utterance) -> dict[str, object]:
+    return {
+        "id": utterance.utterance_id, "transcript_id": utterance.transcript_id, "turn": utterance.turn,
+        "position": utterance.position, "speaker": utterance.speaker.value, "start_offset": utterance.start,
+        "end_offset": utterance.end, "text": utterance.text, "question": utterance.question,
+        "municipality": utterance.municipality, "respondent": utterance.respondent, "role": utterance.role.value,
+    }
+
+
+def _utterance_from_row(row: sa.RowMapping) -> Utterance:
+    return Utterance(
+        utterance_id=row["id"], transcript_id=row["transcript_id"], turn=row["turn"], position=row["position"],
+        speaker=Speaker(row["speaker"]), start=row["start_offset"], end=row["end_offset"], text=row["text"],
+        municipality=row["municipality"], respondent=row["respondent"], role=Role(row["role"]),
+        question=row["question"],
+    )
+
+
+# review queue helpers (issue 6) ------------------------------------------------------------
+def _codings_json(codings: Sequence[Coding]) -> str:
+    return json.dumps([{"code": c.code, "direction": c.direction, "facet": c.facet} for c in codings])
+
+
+def _codings_from_json(text: str | None) -> tuple[Coding, ...]:
+    return tuple(Coding(c["code"], c["direction"], c.get("facet")) for c in json.loads(text or "[]"))
