@@ -28,7 +28,7 @@ class RunConfig(BaseModel):
     encoder_threads: int | None = Field(None, ge=1)
     device: str = Field("cpu")
     batch_size: int = Field(2000, ge=1, description="Utterances per classification batch.")
-    review_threshold: float = Field(0.6, ge=0, le=1)
+    review_threshold: float = Field(0.45, ge=0, le=1)
     window: int = Field(1, ge=1, le=10)
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder (default: all cores).")
     device: str = Field("cpu", description="'cpu' or 'cuda' (sentence-transformers backend only).")
     batch_size: int = Field(64, ge=1, description="Texts per encoder call.")
-    review_threshold: float = Field(0.6, ge=0, le=1, description="Top probability under which an item goes to review.")
+    review_threshold: float = Field(0.45, ge=0, le=1, description="Top probability under which an item goes to review (review.priority.MIN_CONFIDENCE).")
 
     @property
     def database_url(self) -> str:

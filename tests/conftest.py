@@ -194,7 +194,7 @@ def flow_model(tmp_path_factory: pytest.TempPathFactory, shared_embedding_cache:
     book = load_codebook("garvin2008")
     cache = EmbeddingCache(shared_embedding_cache / "embeddings.sqlite")
     result = train_model(seed_annotations(book), book, models_dir=tmp_path_factory.mktemp("flow-models"), cache=cache,
-                         config=TrainingConfig(encoder="use", n_splits=3, context_weight=0.0))
+                         config=TrainingConfig(encoder="use", n_splits=3))
     cache.close()
     return result.path
 

@@ -199,14 +199,14 @@ def test_featurize_counts_the_texts_actually_encoded(tmp_path: Path, concat: boo
     parts = (_Counting(8), _Counting(16)) if concat else (_Counting(8),)
     encoder = ConcatEncoder(parts) if concat else parts[0]
     cache = EmbeddingCache(tmp_path / "cache.sqlite")
-    _, n_encoded, n_hits = featurize(texts, questions, encoder, context_weight=0.5, cache=cache)
+    _, n_encoded, n_hits = featurize(texts, encoder, questions=questions, cache=cache)
     # two distinct texts, then one new question (the other question is a cached text)
     assert n_encoded == 3 == parts[0].n_texts and n_hits == 1
     assert all(part.n_texts == 3 for part in parts)
-    _, n_encoded, n_hits = featurize(texts, questions, encoder, context_weight=0.5, cache=cache)
+    _, n_encoded, n_hits = featurize(texts, encoder, questions=questions, cache=cache)
     assert n_encoded == 0 and n_hits == 8
     # without a cache a question equal to a text is encoded again: it counts again
-    _, n_encoded, _ = featurize(texts, questions, _Counting(8), context_weight=0.5)
+    _, n_encoded, _ = featurize(texts, _Counting(8), questions=questions)
     assert n_encoded == 4
 
 

@@ -8,56 +8,60 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pipeline.codebook import load_codebook
-from pipeline.coding.classify import CodeClassifier, CodingModel, featurize, training_set
+from pipeline.coding.classify import CodingModel, featurize, training_set
 from pipeline.coding.models import load_model_folder
 from pipeline.coding.predict import code_rows
+from pipeline.coding.stack import Features, StackedCoder
 from pipeline.coding.training import drop_rare_codes
 from pipeline.errors import ModelCardMismatchError
 from pipeline.records import Annotation, Coding
 
 
-@parametrize_with_checks(
-    [CodeClassifier(n_splits=2, min_positive=1, random_state=0)],
-    expected_failed_checks=lambda estimator: {
-        "check_class_weight_classifiers": "class_weight takes 'balanced' or None, not a dict of weights",
-    },
-)
-def test_classify_sklearn_estimator_checks(estimator, check) -> None:
-    check(estimator)
-
-
-def _multilabel(seed: int = 0):
+def _keyword_task(seed: int = 0):
+    """Texts whose code is carried by a keyword, with random stand-in embeddings."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(240, 12))
-    Y = np.column_stack([(X[:, 0] > 0.8), (X[:, 1] < -0.8), (X[:, 2] + X[:, 3] > 1.2), np.zeros(240)]).astype(int)
-    Y[:2, 3] = 1  # a label with two examples: too few
-    groups = np.repeat(np.arange(12), 20)
-    return X, Y, groups
+    words = {0: "werkdruk", 1: "cursus", 2: "pilot"}
+    texts, Y, groups = [], [], []
+    for i in range(180):
+        code = i % 4  # 3: no code
+        filler = " ".join(rng.choice(["we", "hebben", "dat", "hier", "soms", "ook", "wel", "nou"], size=6))
+        texts.append(f"{filler} {words[code]} {filler}" if code < 3 else filler)
+        Y.append([int(code == j) for j in range(3)])
+        groups.append(i // 15)
+    F = Features(tuple(texts), rng.normal(size=(180, 8)))
+    prototypes = ["werkdruk tijd", "cursus opleiding", "pilot experiment"]
+    return F, np.array(Y), np.array(groups), prototypes, rng.normal(size=(3, 8))
 
 
-def test_classify_multilabel_thresholds_and_rare_labels() -> None:
-    X, Y, groups = _multilabel()
-    model = CodeClassifier(min_positive=3).fit(X, Y, groups=groups)
-    assert model.skipped_ == [3]
-    predicted = model.predict(X)
-    assert predicted.shape == Y.shape and predicted[:, 3].sum() == 0
-    f1 = [2 * (predicted[:, j] & Y[:, j]).sum() / (predicted[:, j].sum() + Y[:, j].sum()) for j in range(3)]
-    assert min(f1) > 0.7, f1
-    proba = model.predict_proba(X)
-    assert ((proba >= 0) & (proba <= 1)).all() and 0.05 < model.thresholds_[:3].min()
+def test_classify_stacked_coder_learns_and_calibrates() -> None:
+    F, Y, groups, prototypes, vectors = _keyword_task()
+    model = StackedCoder(n_splits=3).fit(F, Y, prototypes, vectors, groups=groups)
+    test, Y_test, _, _, _ = _keyword_task(seed=1)
+    proba = model.predict_proba(test)
+    assert proba.shape == Y_test.shape and ((proba >= 0) & (proba <= 1)).all()
+    coded = Y_test.any(axis=1)
+    assert (proba[coded].argmax(axis=1) == Y_test[coded].argmax(axis=1)).mean() > 0.8  # two of four parts see only noise here
+    assert proba[coded].max(axis=1).mean() > proba[~coded].max(axis=1).mean() + 0.3
 
 
-def test_classify_unfitted_and_bad_parameters() -> None:
+def test_classify_features_index_and_join() -> None:
+    F = Features(("a", "b", "c"), np.eye(3))
+    assert F[[2, 0]].texts == ("c", "a") and F[np.array([True, False, True])].texts == ("a", "c")
+    asked = Features(("d",), np.ones((1, 3)), ("vraag?",), np.ones((1, 3)))
+    joined = F + asked
+    assert joined.questions == ("", "", "", "vraag?") and joined.has_question.tolist() == [False, False, False, True]
+    with pytest.raises(ValueError, match="one vector per text"):
+        Features(("a",), np.eye(2))
+
+
+def test_classify_unfitted() -> None:
+    F = Features(("a",), np.zeros((1, 3)))
     with pytest.raises(NotFittedError):
-        CodeClassifier().predict_proba(np.zeros((1, 3)))
+        StackedCoder().predict_proba(F)
     with pytest.raises(NotFittedError):
-        CodingModel(["a"], "garvin2008", "x", 3).predict_proba(np.zeros((1, 3)))
-    X, Y, _ = _multilabel()
-    with pytest.raises(ValueError, match="'C' parameter"):
-        CodeClassifier(C=0).fit(X, Y)
+        CodingModel(["a"], "garvin2008", "x", 3).predict_proba(F)
 
 
 def _annotation(version: str) -> Annotation:
@@ -83,8 +87,10 @@ def test_classify_trained_model_codes_unseen_sentences(trained_model_dir, use_en
         "s2": "Mijn leidinggevende vraagt elke week hoe het gaat en luistert echt naar wat ik zeg.",
         "s3": "Het regent vandaag.",
     }
-    X, _, _ = featurize(list(sentences.values()), ["", "", ""], use_encoder, context_weight=loaded.model.context_weight)
+    X, _, _ = featurize(list(sentences.values()), use_encoder, questions=["", None, ""])
     rows = {row.id: row for row in code_rows(list(sentences), X, loaded.model, loaded.model_id, codebook)}
+    alone, _, _ = featurize(list(sentences.values()), use_encoder)
+    assert np.allclose(loaded.model.predict_proba(alone), loaded.model.predict_proba(X))  # no question = no question
     assert rows["s1"].codes[0][0] in ("onderwijs_training", "concrete_leerprocessen")
     assert "onderwijs_training" in rows["s1"].predicted and "concrete_leerprocessen" in rows["s1"].predicted
     assert rows["s2"].codes[0][0] in ("actief_bevragen_luisteren", "leiderschap")

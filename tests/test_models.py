@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
+from pipeline.coding.stack import Features
 from pipeline.coding.models import current_model_id, list_models, load_model_folder, promote, resolve_model
 from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
 
@@ -28,8 +29,22 @@ def test_models_round_trip(trained_model_dir: Path) -> None:
                 "metrics", "libraries", "created_at"):
         assert key in card
     assert (trained_model_dir / "card.md").read_text(encoding="utf-8").startswith(f"# Model {card['model_id']}")
-    X = np.random.default_rng(0).normal(size=(3, loaded.model.classifier_.n_features_in_))
+    X = Features(("De werkdruk is hoog.", "We volgen cursussen.", "Het regent."),
+                 np.random.default_rng(0).normal(size=(3, loaded.model.dim)))
     assert loaded.model.predict_proba(X).shape == (3, len(loaded.model.codes))
+    for key in ("sources_sha256", "model_format"):
+        assert key in card
+    assert "yardstick" in card["metrics"] and "real-text yardstick" in (trained_model_dir / "card.md").read_text()
+
+
+def test_models_refuse_an_earlier_model_format(trained_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    shutil.copytree(trained_model_dir, folder)
+    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    del card["model_format"]
+    (folder / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ModelCardMismatchError, match="earlier codeer .*'codeer train'"):
+        load_model_folder(folder)
     assert not list(trained_model_dir.glob("*.pkl"))
 
 

@@ -20,17 +20,17 @@ from pipeline.review.priority import Reason
 from pipeline.store.rows import now
 
 T0 = datetime(2026, 4, 7, 9, 0, tzinfo=UTC)
-THRESHOLDS = {"tijd_evaluatie": 0.5, "onderwijs_training": 0.5, "openheid_nieuwe_ideeen": 0.5, "experimenteren": 0.5}
+THRESHOLDS = {"tijd_evaluatie": 0.5, "onderwijs_training": 0.4, "openheid_nieuwe_ideeen": 0.5, "experimenteren": 0.5}
 
 # utterance position -> predictions (code, probability, direction, direction probability)
 UNSURE = {
-    0: [("tijd_evaluatie", 0.52, "-", 0.9)],   # near threshold
-    1: [("tijd_evaluatie", 0.55, "-", 0.4)],   # near threshold and unsure direction
-    2: [("tijd_evaluatie", 0.52, "-", 0.9)],   # near-duplicate of 0
-    3: [("onderwijs_training", 0.58, "+", 0.9)],  # weak top code
+    0: [("tijd_evaluatie", 0.51, "-", 0.9)],   # near threshold
+    1: [("tijd_evaluatie", 0.51, "-", 0.35)],  # near threshold and unsure direction
+    2: [("tijd_evaluatie", 0.51, "-", 0.9)],   # near-duplicate of 0
+    3: [("onderwijs_training", 0.42, "+", 0.9)],  # weak top code (not predicted)
     4: [("onderwijs_training", 0.95, "-", 0.95)],  # confident
     5: [("openheid_nieuwe_ideeen", 0.97, "+", 0.97)],  # confident
-    6: [("experimenteren", 0.47, "+", 0.8)],   # near threshold, not predicted
+    6: [("experimenteren", 0.49, "+", 0.8)],   # near threshold, not predicted
 }
 
 
@@ -43,14 +43,15 @@ def utterances_of(store):
     return sorted(store.iter_utterances(), key=lambda u: u.position)
 
 
-def predict(store, model_id: str, spec: dict[int, list[tuple[str, float, str | None, float | None]]]) -> list[Prediction]:
+def predict(store, model_id: str, spec: dict[int, list[tuple[str, float, str | None, float | None]]],
+            thresholds: dict[str, float] = THRESHOLDS) -> list[Prediction]:
     """Save predictions of ``model_id``: ``spec`` per utterance position, a confident 'no code' elsewhere."""
     predictions = []
     for u in utterances_of(store):
         rows = spec.get(u.position, [("analyse", 0.02, None, None)])
         for code, probability, direction, direction_p in rows:
             predictions.append(Prediction(u.utterance_id, model_id, code, probability,
-                                          probability >= THRESHOLDS.get(code, 0.5), direction, direction_p,
+                                          probability >= thresholds.get(code, 0.5), direction, direction_p,
                                           "practice" if code == "onderwijs_training" else None))
         if all(code != "analyse" for code, *_ in rows):
             predictions.append(Prediction(u.utterance_id, model_id, "analyse", 0.01, False))
@@ -65,9 +66,11 @@ def item_of(store, position: int, model_id: str = "m1"):
 
 
 @pytest.mark.parametrize(("rows", "human", "reasons"), [
-    ([("tijd_evaluatie", 0.52, True, "-", 0.9)], None, {Reason.NEAR_THRESHOLD, Reason.LOW_TOP_PROBABILITY}),
-    ([("tijd_evaluatie", 0.75, True, "-", 0.45)], None, {Reason.UNCERTAIN_DIRECTION}),
-    ([("analyse", 0.58, True, "+", 0.9)], None, {Reason.LOW_TOP_PROBABILITY}),  # threshold 0.3: not near it
+    ([("tijd_evaluatie", 0.49, False, None, None)], None, {Reason.NEAR_THRESHOLD}),
+    ([("tijd_evaluatie", 0.44, False, None, None)], None, {Reason.LOW_TOP_PROBABILITY}),
+    ([("tijd_evaluatie", 0.75, True, "-", 0.35)], None, {Reason.UNCERTAIN_DIRECTION}),
+    ([("analyse", 0.40, True, "+", 0.9)], None, {Reason.LOW_TOP_PROBABILITY}),  # threshold 0.3: not near it
+    ([("tijd_evaluatie", 0.15, False, None, None)], None, set()),  # under the floor: read as "no code"
     ([("tijd_evaluatie", 0.97, True, "-", 0.97)], None, set()),
     ([("tijd_evaluatie", 0.02, False, None, None)], None, set()),
     ([("tijd_evaluatie", 0.97, True, "-", 0.97)], (Coding("analyse", "-"),), {Reason.DISAGREES_WITH_HUMAN}),
@@ -95,8 +98,8 @@ def test_review_enqueue_is_idempotent(review_store) -> None:
 
 
 def test_review_priority_is_uncertainty_times_impact(review_store) -> None:
-    spec = {0: [("tijd_evaluatie", 0.55, "-", 0.9)], 1: [("tijd_evaluatie", 0.55, "-", 0.9)],
-            3: [("onderwijs_training", 0.55, "+", 0.9)], 6: [("experimenteren", 0.55, "+", 0.9)]}
+    spec = {0: [("tijd_evaluatie", 0.42, "-", 0.9)], 1: [("tijd_evaluatie", 0.42, "-", 0.9)],
+            3: [("onderwijs_training", 0.42, "+", 0.9)], 6: [("experimenteren", 0.42, "+", 0.9)]}
     predictions = predict(review_store, "m1", spec)
     weights = {("Testerveen", "experimenteren"): 1.0, ("Testerveen", "onderwijs_training"): 0.5,
                ("Testerveen", "tijd_evaluatie"): 0.1}
@@ -115,10 +118,11 @@ def test_review_default_impact_prefers_codes_with_little_evidence(review_store) 
     review_store.add_annotations(
         Annotation(u.utterance_id, "BQ-review.txt", "", u.start, u.end, u.text, (Coding("tijd_evaluatie", "-"),),
                    f"seed{n}", now(), "garvin2008") for n, u in enumerate(utterances[5:9]) for _ in range(1))
-    spec = {0: [("tijd_evaluatie", 0.55, "-", 0.9)], 3: [("onderwijs_training", 0.55, "+", 0.9)],
+    spec = {0: [("tijd_evaluatie", 0.42, "-", 0.9)], 3: [("onderwijs_training", 0.42, "+", 0.9)],
             **{p: [("tijd_evaluatie", 0.97, "-", 0.97)] for p in range(5, 9)}}  # agrees with the humans
-    predictions = predict(review_store, "m1", spec)
-    review.enqueue(review_store, predictions, THRESHOLDS, model_id="m1", now=T0)
+    low = {**THRESHOLDS, "tijd_evaluatie": 0.4}  # both weak codes are predicted
+    predictions = predict(review_store, "m1", spec, low)
+    review.enqueue(review_store, predictions, low, model_id="m1", now=T0)
     first, second = review_store.list_review_items()
     assert review_store.utterances_by_id([first.utterance_id])[first.utterance_id].position == 3
     assert first.uncertainty == pytest.approx(second.uncertainty)
@@ -128,7 +132,7 @@ def test_review_default_impact_prefers_codes_with_little_evidence(review_store) 
 
 def test_review_near_duplicates_do_not_fill_a_batch(review_store) -> None:
     spec = {0: [("tijd_evaluatie", 0.50, "-", 0.9)], 2: [("tijd_evaluatie", 0.50, "-", 0.9)],
-            1: [("tijd_evaluatie", 0.53, "-", 0.9)], 3: [("onderwijs_training", 0.54, "+", 0.9)]}
+            1: [("tijd_evaluatie", 0.51, "-", 0.9)], 3: [("onderwijs_training", 0.41, "+", 0.9)]}
     predictions = predict(review_store, "m1", spec)
     review.enqueue(review_store, predictions, THRESHOLDS, model_id="m1", rating_impact=lambda m, c: 1.0, now=T0)
     duplicate = item_of(review_store, 2)
@@ -349,7 +353,7 @@ def test_review_a_human_label_recheck_ranks_below_an_uncertain_prediction() -> N
     confident_but_disagreeing = review.assess_uncertainty(
         [Prediction("u1", "m", "tijd_evaluatie", 0.97, True, "-", 0.97)], {"tijd_evaluatie": 0.5},
         (Coding("analyse", "-"),))
-    unsure = review.assess_uncertainty([Prediction("u2", "m", "tijd_evaluatie", 0.55, True, "-", 0.9)],
+    unsure = review.assess_uncertainty([Prediction("u2", "m", "tijd_evaluatie", 0.42, False, "-", 0.9)],
                                        {"tijd_evaluatie": 0.5}, None)
     assert 0 < confident_but_disagreeing.score < unsure.score
 

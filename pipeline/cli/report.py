@@ -100,7 +100,7 @@ def calibrate_ratings(obj: Context, candidates: str) -> None:
         codeer calibrate-ratings --candidates 0.2,0.5
     """
     from pipeline.codebook import load_codebook
-    from pipeline.coding import EmbeddingCache, TrainingConfig, featurize, load_encoder, seed_annotations, training_set
+    from pipeline.coding import EmbeddingCache, TrainingConfig, featurize, load_encoder, model_fitter, seed_annotations, training_set
     from pipeline.rating import (
         calibrate_prediction_weight,
         load_rating_rules,
@@ -116,10 +116,10 @@ def calibrate_ratings(obj: Context, candidates: str) -> None:
     book, rules, config = load_codebook(settings.codebook_version), load_rating_rules(), TrainingConfig(encoder=settings.encoder)
     annotations = seed_annotations(book)
     data = training_set(annotations, book)
-    X, _, _ = featurize(data.texts, data.questions, load_encoder(config.encoder), context_weight=config.context_weight,
-                        cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True)
-    predicted = out_of_fold_codings(annotations, X, book, context_weight=config.context_weight, C=config.C,
-                                    n_splits=config.n_splits)
+    encoder, cache = load_encoder(config.encoder), EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    X, _, _ = featurize(data.texts, encoder, questions=data.questions, cache=cache, show_progress=True)
+    fit, _ = model_fitter(book, data.codes, encoder, config, cache=cache)
+    predicted = out_of_fold_codings(annotations, X, book, fit, n_splits=config.n_splits)
     points = calibrate_prediction_weight(annotations, predicted, book, rules, questionnaire_evidence_of(obj.store), values)
     click.echo(f"rules {rules.version}, now min_predicted_weight {rules.evidence.min_predicted_weight}")
     click.echo("min_predicted_weight  ratings kept  cells  most common change")

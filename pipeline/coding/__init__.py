@@ -5,13 +5,15 @@ Data: :class:`~pipeline.records.Utterance` -> embedding -> :class:`~pipeline.rec
 (a coding with its probability), stored beside the human annotations.
 """
 
-from pipeline.coding.classify import CodeClassifier, CodingModel, featurize, fit_coding_model, training_set
+from pipeline.coding.classify import CodingModel, TrainingSet, featurize, fit_coding_model, training_set
 from pipeline.coding.embed import ConcatEncoder, embed_texts, load_encoder
 from pipeline.coding.embedding_cache import EmbeddingCache
-from pipeline.coding.evaluate import subset
+from pipeline.coding.evaluation_job import run_evaluation
 from pipeline.coding.jobs import classify_pending, classify_table, n_new_corrections, predictions_for
 from pipeline.coding.models import LoadedModel, list_models, load_model_folder
 from pipeline.coding.predict import code_rows, coded_row_json
+from pipeline.coding.sources import RealItem, knowledge_set, yardstick_items
+from pipeline.coding.stack import Features
 from pipeline.coding.training import (
     PROJECT_ROOT,
     TrainingConfig,
@@ -22,17 +24,18 @@ from pipeline.coding.training import (
     review_round_scores,
     review_rounds_of,
     reviewed_annotations,
-    run_evaluation,
+    model_fitter,
     seed_annotations,
     train_model,
     unlabelled_pool,
 )
 
 __all__ = [
-    "CodeClassifier", "CodingModel", "ConcatEncoder", "EmbeddingCache", "LoadedModel", "PROJECT_ROOT",
+    "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "LoadedModel", "PROJECT_ROOT", "RealItem",
+    "TrainingSet", "knowledge_set", "model_fitter", "yardstick_items",
     "TrainingConfig", "annotations_sha256", "answer_key_round", "classify_pending", "classify_table",
     "code_rows", "coded_row_json", "embed_texts", "featurize", "fit_coding_model", "holdout_annotations",
     "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections",
     "predictions_for", "review_round_scores", "review_rounds_of", "reviewed_annotations", "run_evaluation",
-    "seed_annotations", "subset", "train_model", "training_set", "unlabelled_pool",
+    "seed_annotations", "train_model", "training_set", "unlabelled_pool",
 ]

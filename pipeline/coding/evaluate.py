@@ -16,6 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 from sklearn.model_selection import GroupKFold
 
 from pipeline.coding.classify import CodingModel, TrainingSet
+from pipeline.coding.stack import Features
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +31,8 @@ class FoldPredictions:
     direction_pred: list[str] = field(default_factory=list)
 
 
-def subset(data: TrainingSet, rows: np.ndarray) -> TrainingSet:
-    """The training set restricted to ``rows`` (coding rows renumbered)."""
-    position = {int(r): i for i, r in enumerate(rows)}
-    return TrainingSet(
-        texts=[data.texts[r] for r in rows], questions=[data.questions[r] for r in rows],
-        groups=[data.groups[r] for r in rows], codes=data.codes, Y=data.Y[rows],
-        coding_rows=[(position[s], j, d, f) for s, j, d, f in data.coding_rows if s in position],
-    )
-
-
 def grouped_cross_validation(
-    X: np.ndarray, data: TrainingSet, fit: Callable[[np.ndarray, TrainingSet], CodingModel], *, n_splits: int = 5
+    X: Features, data: TrainingSet, fit: Callable[[Features, TrainingSet], CodingModel], *, n_splits: int = 5
 ) -> FoldPredictions:
     """Out-of-fold predictions with folds grouped by transcript (no utterance of a test
     transcript is ever in training). ``fit`` builds a model from a training part."""
@@ -51,11 +42,11 @@ def grouped_cross_validation(
     predicted = np.zeros(data.Y.shape, dtype=int)
     direction_true: list[str] = []
     direction_pred: list[str] = []
-    for train, test in GroupKFold(n_splits=n_splits).split(X, data.Y, groups):
-        model = fit(X[train], subset(data, train))
+    for train, test in GroupKFold(n_splits=n_splits).split(data.Y, data.Y, groups):
+        model = fit(X[train], data.subset(train))
         proba[test], decided = model.decide(X[test])
         predicted[test] = decided.astype(int)
-        test_set = subset(data, test)
+        test_set = data.subset(test)
         if test_set.coding_rows:
             pairs = [(s, j) for s, j, _, _ in test_set.coding_rows]
             direction = model.predict_direction(X[test], pairs)
@@ -125,7 +116,7 @@ def direction_accuracy(fold: FoldPredictions) -> float | None:
     return round(float(np.mean(np.array(fold.direction_true) == np.array(fold.direction_pred))), 3)
 
 
-def learning_curve(X: np.ndarray, data: TrainingSet, fit: Callable[[np.ndarray, TrainingSet], CodingModel],
+def learning_curve(X: Features, data: TrainingSet, fit: Callable[[Features, TrainingSet], CodingModel],
                    *, fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0), n_splits: int = 5,
                    random_state: int = 0) -> list[dict[str, float]]:
     """Macro-F1 (grouped CV) when training on a share of the training transcripts of each fold."""
@@ -136,12 +127,12 @@ def learning_curve(X: np.ndarray, data: TrainingSet, fit: Callable[[np.ndarray, 
         proba = np.zeros(data.Y.shape)
         predicted = np.zeros(data.Y.shape, dtype=int)
         n_train = []
-        for train, test in GroupKFold(n_splits=min(n_splits, len(np.unique(groups)))).split(X, data.Y, groups):
+        for train, test in GroupKFold(n_splits=min(n_splits, len(np.unique(groups)))).split(data.Y, data.Y, groups):
             train_groups = np.unique(groups[train])
             keep = rng.choice(train_groups, size=max(2, int(round(fraction * len(train_groups)))), replace=False)
             rows = train[np.isin(groups[train], keep)]
             n_train.append(len(rows))
-            model = fit(X[rows], subset(data, rows))
+            model = fit(X[rows], data.subset(rows))
             proba[test], decided = model.decide(X[test])
             predicted[test] = decided.astype(int)
         points.append({"fraction": fraction, "n_utterances": int(np.mean(n_train)),

@@ -85,12 +85,12 @@ def classify_pending(
     with tqdm(desc="classify", unit="utt", disable=not show_progress, leave=False) as bar:
         for batch in _batches(pending, batch_size):
             started = time.perf_counter()
-            X, n_encoded, n_hits = featurize([u.text for u in batch], [u.question for u in batch], encoder,
-                                             context_weight=loaded.model.context_weight, cache=cache)
+            X, n_encoded, n_hits = featurize([u.text for u in batch], encoder, questions=[u.question for u in batch],
+                                             cache=cache)
             stats.seconds_embed += time.perf_counter() - started
             started = time.perf_counter()
             rows = code_rows([u.utterance_id for u in batch], X, loaded.model, loaded.model_id, codebook,
-                             review_threshold=review_threshold)
+                             min_confidence=review_threshold)
             predictions = predictions_for(rows, loaded.model.codes)
             if review:
                 from pipeline.review import enqueue
@@ -112,9 +112,8 @@ def classify_table(frame: pd.DataFrame, loaded: LoadedModel, encoder, codebook: 
                    cache=None) -> pd.DataFrame:
     """Classify a table of utterances (``id,text,municipality,respondent[,role,question]``)
     without touching the database; return its codings table (predicted codes only)."""
-    questions = frame["question"].astype(str).tolist() if "question" in frame.columns else [""] * len(frame)
-    X, _, _ = featurize(frame["text"].astype(str).tolist(), questions, encoder,
-                        context_weight=loaded.model.context_weight, cache=cache)
+    questions = frame["question"].tolist() if "question" in frame.columns else None
+    X, _, _ = featurize(frame["text"].astype(str).tolist(), encoder, questions=questions, cache=cache)
     rows = code_rows(frame["id"].astype(str).tolist(), X, loaded.model, loaded.model_id, codebook)
     records = []
     for row, (_, source) in zip(rows, frame.iterrows(), strict=True):

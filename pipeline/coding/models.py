@@ -16,7 +16,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from pipeline.coding.classify import CodingModel
+from pipeline.coding.classify import MODEL_FORMAT, CodingModel
 from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -25,12 +25,14 @@ PROJECT_MODELS = Path(__file__).resolve().parents[2] / "models"
 CLASSIFIER_FILE = "classifier.skops"
 TRUSTED_TYPES = (
     "pipeline.coding.classify.CodingModel",
-    "pipeline.coding.classify.CodeClassifier",
-    # the names the classes had before issue 15 moved them (pipeline/classify.py): model folders
-    # saved then still load
-    "pipeline.classify.CodingModel",
-    "pipeline.classify.CodeClassifier",
+    "pipeline.coding.stack.CodeScorer",
+    "pipeline.coding.stack.StackedCoder",
+    "pipeline.coding.stack.PairHead",
+    "pipeline.coding.stack.QuestionHead",
+    "pipeline.coding.stack.NgramTfidf",
     "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.RidgeClassifier",
+    "scipy.sparse._csr.csr_matrix",  # the prototypes' TF-IDF rows
 )
 PROMOTION_TOLERANCE = 0.01
 
@@ -70,17 +72,29 @@ def save_model(model: CodingModel, folder: Path, card: dict[str, Any]) -> Path:
     return folder
 
 
+def _yardstick_lines(real: dict[str, Any] | None) -> list[str]:
+    if not real:
+        return ["- real-text yardstick: not scored (only for codebook garvin2008)"]
+    inc, review = real["incentives"], real["needs_review"]
+    direction = real.get("direction", {}).get("accuracy_incentives", "n/a")
+    return [f"- real-text yardstick ({inc['n']} thesis sentences never trained on): top-1 {inc['top1']}, top-3 "
+            f"{inc['top3']}, macro-F1 {inc['macro_f1']} over the 13 incentives; direction {direction}; "
+            f"needs review {review['share']} (precision {review['precision']})"]
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """A readable model card."""
     metrics = card.get("metrics", {})
     lines = [
         f"# Model {card['model_id']}", "",
         f"- codebook version: `{card['codebook_version']}`",
-        f"- encoder: `{card['encoder_id']}` (dimension {card['encoder_dim']}); question context weight {card['context_weight']}",
+        f"- encoder: `{card['encoder_id']}` (dimension {card['encoder_dim']}); model format {card.get('model_format', 1)}",
         f"- trained: {card['created_at']} on {card['n_utterances']} annotated utterances "
-        f"(sha256 of the annotations: `{card['annotations_sha256']}`)",
+        f"(sha256 of the annotations: `{card['annotations_sha256']}`), plus the codebook's sentences, the real-text "
+        f"train part and the register sentences (sha256 `{card.get('sources_sha256', 'n/a')}`)",
         f"- semi-supervised (self-training): {card.get('semi_supervised', False)}",
-        f"- grouped-CV macro-F1 (folds by transcript): {metrics.get('macro_f1', 'n/a')}",
+        *_yardstick_lines(metrics.get("yardstick")),
+        f"- demo grouped-CV macro-F1 (folds by transcript): {metrics.get('macro_f1', 'n/a')}",
         f"- codes left out (too few examples): {', '.join(card.get('skipped_codes', [])) or 'none'}", "",
         "| code | n | threshold | F1 (grouped CV) |", "|---|---|---|---|",
     ]
@@ -106,6 +120,10 @@ def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> L
             f"model {card['model_id']} was trained on codebook version {card['codebook_version']!r}, but the project "
             f"uses {codebook_version!r}. Train a model for {codebook_version!r} ('codeer train') or set "
             f"CODEER_CODEBOOK_VERSION={card['codebook_version']}.")
+    if card.get("model_format", 1) != MODEL_FORMAT:
+        raise ModelCardMismatchError(
+            f"model {card['model_id']} was made by an earlier codeer (model format {card.get('model_format', 1)}; "
+            f"this codeer reads format {MODEL_FORMAT}). Train a new model with 'codeer train'.")
     untrusted = [t for t in sio.get_untrusted_types(file=classifier_path) if t not in TRUSTED_TYPES]
     if untrusted:
         raise ModelCardMismatchError(

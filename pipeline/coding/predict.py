@@ -11,6 +11,10 @@ import numpy as np
 
 from pipeline.codebook import Codebook
 from pipeline.coding.classify import CodingModel
+from pipeline.coding.stack import Features
+from pipeline.records import Prediction
+from pipeline.review import assess_uncertainty
+from pipeline.review.priority import MIN_CONFIDENCE
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +32,20 @@ class CodedRow:
     model: str
 
 
-def code_rows(ids: Sequence[str], X: np.ndarray, model: CodingModel, model_id: str, codebook: Codebook,
-              *, review_threshold: float = 0.6, margin: float = 0.1) -> list[CodedRow]:
+def code_rows(ids: Sequence[str], F: Features, model: CodingModel, model_id: str, codebook: Codebook, *,
+              min_confidence: float = MIN_CONFIDENCE) -> list[CodedRow]:
     """Apply a model to feature rows: probabilities for every code (building blocks get the
     highest probability of their incentives and are predicted with them), the predicted codes,
     a direction (and facet for incentives) per predicted code, and whether a human should look.
 
-    ``needs_review``: nothing is predicted yet the top probability is above 1 - review_threshold,
-    the top probability is under ``review_threshold``, a probability lies within ``margin`` of
-    its code's threshold, or the direction is uncertain (its probability under 0.5).
+    ``needs_review`` is the review queue's own rule (:func:`pipeline.review.assess_uncertainty`):
+    a code's probability near its threshold, a strongest code under ``min_confidence``, or an
+    unsure direction.
     """
-    proba, predicted_mask = model.decide(X)
-    pairs = [(i, j) for i in range(len(ids)) for j in np.flatnonzero(predicted_mask[i])]
-    direction_p = model.predict_direction(X, pairs)
-    facet_p = model.predict_facet(X, pairs)
+    proba, predicted_mask = model.decide(F)
+    pairs = [(i, int(j)) for i in range(len(ids)) for j in np.flatnonzero(predicted_mask[i])]
+    direction_p = model.predict_direction(F, pairs)
+    facet_p = model.predict_facet(F, pairs)
     direction_classes = list(model.direction_.classes_)
     facet_classes = list(model.facet_.classes_) if model.facet_ is not None else []
     by_row: dict[int, list[tuple[str, str, float]]] = {}
@@ -58,19 +62,19 @@ def code_rows(ids: Sequence[str], X: np.ndarray, model: CodingModel, model_id: s
     block_of = {code: codebook.building_block(code) for code in model.codes}
     blocks = [(code.id, np.array([j for j, c in enumerate(model.codes) if block_of[c] == code.id], dtype=int))
               for code in codebook.codes if code.kind == "building_block"]
-    tops = proba.max(axis=1) if proba.shape[1] else np.zeros(len(ids))
-    nears = np.any(np.abs(proba - model.thresholds) < margin, axis=1)
+    thresholds = dict(zip(model.codes, map(float, model.thresholds), strict=True))
     for i, row_id in enumerate(ids):
         scores = {code: float(p) for code, p in zip(model.codes, proba[i], strict=True)}
         predicted = [model.codes[j] for j in np.flatnonzero(predicted_mask[i])]
+        directions = {code: (label, p) for code, label, p in by_row.get(i, [])}
+        predictions = [Prediction(str(row_id), model_id, code, scores[code], bool(predicted_mask[i, j]),
+                                  *directions.get(code, (None, None)))
+                       for j, code in enumerate(model.codes)]
+        review = assess_uncertainty(predictions, thresholds, min_confidence=min_confidence).score > 0
         for block, columns in blocks:
             scores[block] = float(proba[i, columns].max()) if len(columns) else 0.0
             if len(columns) and predicted_mask[i, columns].any():
                 predicted.append(block)
-        top = float(tops[i])
-        near = bool(nears[i])
-        unsure_direction = any(p < 0.5 for _, _, p in by_row.get(i, []))
-        review = (top < review_threshold and top > 1 - review_threshold) or near or unsure_direction
         rows.append(CodedRow(
             id=str(row_id),
             codes=tuple(sorted(scores.items(), key=lambda item: (-item[1], item[0]))),

@@ -17,8 +17,11 @@ import numpy as np
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coding import evaluate as ev
-from pipeline.coding.classify import TrainingSet, featurize, fit_coding_model, training_set
-from pipeline.coding.embed import embed_texts, load_encoder
+from pipeline.coding import yardstick as ys
+from pipeline.coding.classify import CodingModel, TrainingSet, code_prototypes, featurize, fit_coding_model, training_set
+from pipeline.coding.sources import SOURCES_CODEBOOK, knowledge_set, yardstick_items
+from pipeline.coding.stack import Features
+from pipeline.coding.embed import load_encoder
 from pipeline.coding.models import (
     PROJECT_MODELS,
     LoadedModel,
@@ -45,7 +48,7 @@ class TrainingConfig:
     """How a model is trained. Defaults were chosen by grouped CV (reports/evaluation.md)."""
 
     encoder: str = "default"
-    context_weight: float = 0.5
+    knowledge: bool = True  # train on the codebook, real-text train and register sentences too
     semi_supervised: bool = False
     C: float = 1.0
     n_splits: int = 5
@@ -78,7 +81,45 @@ def drop_rare_codes(data: TrainingSet, min_examples: int) -> tuple[TrainingSet, 
     return TrainingSet(
         texts=data.texts, questions=data.questions, groups=data.groups, codes=[data.codes[j] for j in keep],
         Y=data.Y[:, keep], coding_rows=[(s, new_index[j], d, f) for s, j, d, f in data.coding_rows if j in new_index],
+        weights=data.weights,
     ), skipped
+
+
+Fitter = Callable[[Features, TrainingSet], CodingModel]
+
+
+def model_fitter(codebook: Codebook, codes: Sequence[str], encoder, config: TrainingConfig, *,  # type: ignore[no-untyped-def]
+                 cache=None, unlabelled: Features | None = None) -> tuple[Fitter, str]:
+    """A function that fits a model on a part of the annotations, with the codebook's
+    prototypes and (``config.knowledge``) the other training sentences added to every part;
+    and a hash of those other sentences for the model card."""
+    prototypes = code_prototypes(codebook, codes, encoder, cache=cache)
+    knowledge = None
+    digest = hashlib.sha256(json.dumps(prototypes.texts).encode("utf-8"))
+    if config.knowledge:
+        extra = knowledge_set(codebook, codes)
+        F_extra, _, _ = featurize(extra.texts, encoder, cache=cache)
+        knowledge = (F_extra, extra)
+        digest.update(json.dumps([extra.texts, extra.Y.tolist(), extra.coding_rows]).encode("utf-8"))
+
+    def fit(F_part: Features, part: TrainingSet) -> CodingModel:
+        return fit_coding_model(F_part, part, codebook_version=codebook.version, encoder_id=encoder.encoder_id,
+                                prototypes=prototypes, knowledge=knowledge, unlabelled=unlabelled, C=config.C)
+    return fit, digest.hexdigest()
+
+
+def yardstick_report(model: CodingModel, codebook: Codebook, encoder, *, cache=None,  # type: ignore[no-untyped-def]
+                     baselines: bool = True) -> dict[str, Any] | None:
+    """``model`` (and the zero-shot baselines) on the real-text yardstick; None for a codebook
+    version the yardstick was not labelled with."""
+    if codebook.version != SOURCES_CODEBOOK:
+        return None
+    items = yardstick_items(codebook)
+    F, _, _ = featurize([item.text for item in items], encoder, cache=cache)
+    report: dict[str, Any] = {"n_items": len(items), "model": ys.model_scores(model, F, items, codebook)}
+    if baselines:
+        report["baselines"] = ys.zero_shot_scores(items, codebook, encoder, cache=cache)
+    return report
 
 
 @dataclass(frozen=True)
@@ -117,29 +158,27 @@ def train_model(
     data, skipped = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
     if skipped:
         logger.warning("codes left out (fewer than %d examples): %s", config.min_examples, ", ".join(skipped))
-    X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=config.context_weight, cache=cache,
-                        show_progress=show_progress)
+    X, _, _ = featurize(data.texts, encoder, questions=data.questions, cache=cache, show_progress=show_progress)
     X_unlabelled = None
     if config.semi_supervised and unlabelled:
-        X_unlabelled, _, _ = featurize([t for t, _ in unlabelled], [q for _, q in unlabelled], encoder,
-                                       context_weight=config.context_weight, cache=cache)
-
-    def fit(X_part: np.ndarray, part: TrainingSet):  # type: ignore[no-untyped-def]
-        return fit_coding_model(X_part, part, codebook_version=codebook.version, encoder_id=encoder.encoder_id,
-                                context_weight=config.context_weight, X_unlabelled=X_unlabelled, C=config.C,
-                                random_state=config.random_state)
+        X_unlabelled, _, _ = featurize([t for t, _ in unlabelled], encoder, questions=[q for _, q in unlabelled],
+                                       cache=cache)
+    fit, sources_sha = model_fitter(codebook, data.codes, encoder, config, cache=cache, unlabelled=X_unlabelled)
 
     folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
     metrics = ev.code_scores(data.Y, folds.predicted, data.codes)
     metrics["direction_accuracy"] = ev.direction_accuracy(folds)
     model = fit(X, data)
+    real = yardstick_report(model, codebook, encoder, cache=cache, baselines=False)
+    if real is not None:
+        metrics["yardstick"] = real["model"]
     sha = annotations_sha256(annotations)
     model_id = new_model_id(codebook.version, sha)
     card = {
         "model_id": model_id, "codebook_version": codebook.version, "encoder": encoder_name,
         "encoder_id": encoder.encoder_id,
-        "encoder_dim": encoder.dim, "context_weight": config.context_weight, "semi_supervised": config.semi_supervised,
-        "config": asdict(config), "annotations_sha256": sha, "evaluation_key": sha,
+        "encoder_dim": encoder.dim, "semi_supervised": config.semi_supervised, "model_format": model.model_format,
+        "config": asdict(config), "annotations_sha256": sha, "sources_sha256": sources_sha, "evaluation_key": sha,
         "n_utterances": len(data.texts), "n_per_code": {c: int(n) for c, n in zip(data.codes, data.Y.sum(axis=0), strict=True)},
         "skipped_codes": skipped, "thresholds": {c: round(float(t), 3) for c, t in zip(data.codes, model.thresholds, strict=True)},
         "metrics": metrics, "libraries": library_versions(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -155,143 +194,11 @@ def seed_annotations(codebook: Codebook, paths: Sequence[Path] | None = None) ->
     return read_annotations(list(paths or [SEED_DIR]), codebook)
 
 
-def run_evaluation(
-    annotations: Sequence[Annotation],
-    codebook: Codebook,
-    *,
-    out_dir: Path,
-    cache=None,  # type: ignore[no-untyped-def]
-    encoders: Sequence[str] = ("e5", "use", "e5+use", "minilm"),
-    config: TrainingConfig = TrainingConfig(),
-    holdout: Sequence[Annotation] = (),
-    unlabelled: Sequence[tuple[str, str]] = (),
-    learning_curve: bool = True,
-) -> dict[str, Any]:
-    """Compare encoders, question context and self-training with grouped CV; score the chosen
-    configuration in depth, with baselines and on held-out transcripts; write
-    ``evaluation.md``, ``evaluation.json`` and PNG plots to ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data, skipped = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
-    report: dict[str, Any] = {"n_utterances": len(data.texts), "n_transcripts": len(set(data.groups)),
-                              "codes": data.codes, "skipped_codes": skipped, "config": asdict(config),
-                              "encoders": {}, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    loaded = {}
-
-    def cv(encoder, context_weight: float, X_unlabelled=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-        X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=context_weight, cache=cache)
-        fit = _fitter(codebook, encoder, context_weight, config, X_unlabelled)
-        folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
-        scores = ev.code_scores(data.Y, folds.predicted, data.codes)
-        return {"X": X, "fit": fit, "folds": folds, "scores": scores}
-
-    for name in encoders:
-        started = time.perf_counter()
-        loaded[name] = load_encoder(name)
-        result = cv(loaded[name], config.context_weight)
-        report["encoders"][name] = {"encoder_id": loaded[name].encoder_id, "macro_f1": result["scores"]["macro_f1"],
-                                    "micro_f1": result["scores"]["micro_f1"], "seconds": round(time.perf_counter() - started, 1)}
-    best = max(report["encoders"], key=lambda n: report["encoders"][n]["macro_f1"])
-    chosen = config.encoder if config.encoder != "default" else "e5+use"
-    encoder = loaded.get(chosen) or load_encoder(chosen)
-    report["best_encoder"], report["chosen_encoder"] = best, chosen
-    main = cv(encoder, config.context_weight)
-    no_context = cv(encoder, 0.0)
-    report["question_context"] = {"with": main["scores"]["macro_f1"], "without": no_context["scores"]["macro_f1"]}
-    if unlabelled:
-        X_unlabelled, _, _ = featurize([t for t, _ in unlabelled], [q for _, q in unlabelled], encoder,
-                                       context_weight=config.context_weight, cache=cache)
-        semi = cv(encoder, config.context_weight, X_unlabelled)
-        report["semi_supervised"] = {"without": main["scores"]["macro_f1"], "with": semi["scores"]["macro_f1"],
-                                     "n_unlabelled": len(unlabelled)}
-    folds = main["folds"]
-    report["model"] = main["scores"]
-    report["model"]["krippendorff_alpha"] = ev.krippendorff_alpha(data.Y, folds.predicted)
-    report["model"]["direction_accuracy"] = ev.direction_accuracy(folds)
-    report["calibration"] = ev.calibration(data.Y, folds.proba)
-    ev.plot_reliability(report["calibration"]["reliability"], out_dir / "evaluation-reliability.png",
-                        f"reliability, ECE {report['calibration']['ece']}")
-    report["baselines"] = {"tfidf_logreg": ev.tfidf_baseline(data, n_splits=config.n_splits)}
-    code_vectors, _ = embed_texts(ev.code_descriptions(codebook, data.codes), encoder, cache=cache)
-    text_vectors, _ = embed_texts(data.texts, encoder, cache=cache)
-    report["baselines"]["zero_shot"] = ev.zero_shot_baseline(text_vectors, code_vectors, data)
-    if learning_curve:
-        report["learning_curve"] = ev.learning_curve(main["X"], data, main["fit"], n_splits=config.n_splits)
-        ev.plot_learning_curve(report["learning_curve"], out_dir / "evaluation-learning-curve.png")
-    if holdout:
-        test, _ = drop_rare_codes(training_set(holdout, codebook), 0)
-        X_test, _, _ = featurize(test.texts, test.questions, encoder, context_weight=config.context_weight, cache=cache)
-        report["holdout"] = _holdout_scores(main["fit"](main["X"], data), data, X_test, test)
-        report["holdout"]["n_utterances"] = len(test.texts)
-        report["holdout"]["n_transcripts"] = len(set(test.groups))
-    for value in (main, no_context):
-        value.clear()
-    ev.write_json(report, out_dir / "evaluation.json")
-    (out_dir / "evaluation.md").write_text(evaluation_markdown(report), encoding="utf-8")
-    return report
-
-
-def _holdout_scores(model, data: TrainingSet, X_test: np.ndarray, test: TrainingSet) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def holdout_scores(model: CodingModel, data: TrainingSet, X_test: Features, test: TrainingSet) -> dict[str, Any]:
     """Per-code scores of ``model`` (trained on ``data``) on held-out rows, codes in ``data``'s order."""
     index = [test.codes.index(code) for code in data.codes]
     predicted = model.decide(X_test)[1].astype(int)
     return ev.code_scores(test.Y[:, index], predicted, data.codes, min_support=3)
-
-
-def _fitter(codebook: Codebook, encoder, context_weight: float, config: TrainingConfig, X_unlabelled=None):  # type: ignore[no-untyped-def]
-    def fit(X_part: np.ndarray, part: TrainingSet):  # type: ignore[no-untyped-def]
-        return fit_coding_model(X_part, part, codebook_version=codebook.version, encoder_id=encoder.encoder_id,
-                                context_weight=context_weight, X_unlabelled=X_unlabelled, C=config.C,
-                                random_state=config.random_state)
-    return fit
-
-
-def evaluation_markdown(report: dict[str, Any]) -> str:
-    """The evaluation report as Markdown."""
-    model = report["model"]
-    lines = [
-        "# Evaluation", "",
-        "Data: the **fictional** demo corpus (annotations/seed). Scores on text written and coded by "
-        "the same process say little about real interviews; the held-out transcripts are the fairest figure here.", "",
-        f"- {report['n_utterances']} annotated utterances in {report['n_transcripts']} transcripts and documents; "
-        f"{report['config']['n_splits']}-fold cross-validation **grouped by transcript** (no utterance of a test "
-        "transcript in training). Thresholds and calibration are tuned inside each training fold only.",
-        f"- codes left out (fewer than {report['config']['min_examples']} examples): {', '.join(report['skipped_codes']) or 'none'}",
-        "", "## Encoders (grouped-CV macro-F1, question context weight "
-        f"{report['config']['context_weight']})", "", "| encoder | id | macro-F1 | micro-F1 | seconds |", "|---|---|---|---|---|",
-    ]
-    for name, row in report["encoders"].items():
-        lines.append(f"| {name} | `{row['encoder_id']}` | {row['macro_f1']} | {row['micro_f1']} | {row['seconds']} |")
-    lines += ["", f"Best by grouped CV: **{report['best_encoder']}**; the default is **{report['chosen_encoder']}**.", "",
-              "## Chosen configuration", "",
-              f"- macro-F1 {model['macro_f1']}, micro-F1 {model['micro_f1']}, Krippendorff's alpha (model vs human) "
-              f"{model['krippendorff_alpha']}, direction accuracy {model['direction_accuracy']}",
-              f"- interviewer question as context: macro-F1 {report['question_context']['with']} with, "
-              f"{report['question_context']['without']} without",
-              f"- expected calibration error {report['calibration']['ece']} (plot: evaluation-reliability.png)"]
-    if "semi_supervised" in report:
-        semi = report["semi_supervised"]
-        lines.append(f"- self-training on {semi['n_unlabelled']} unlabelled utterances: macro-F1 {semi['with']} "
-                     f"with, {semi['without']} without")
-    lines += ["", "## Baselines (same folds)", "", "| method | macro-F1 | micro-F1 |", "|---|---|---|",
-              f"| codeer model | {model['macro_f1']} | {model['micro_f1']} |"]
-    for name, scores in report["baselines"].items():
-        lines.append(f"| {name} | {scores['macro_f1']} | {scores['micro_f1']} |")
-    if "holdout" in report:
-        holdout = report["holdout"]
-        lines += ["", "## Held-out transcripts (never used for training or tuning)", "",
-                  f"Trained on all seed annotations, tested on {holdout['n_utterances']} utterances of "
-                  f"{holdout['n_transcripts']} held-out transcripts and documents: macro-F1 **{holdout['macro_f1']}**, "
-                  f"micro-F1 {holdout['micro_f1']}."]
-    lines += ["", "## Per code (grouped CV)", "", "| code | precision | recall | F1 | kappa | support | held-out F1 |",
-              "|---|---|---|---|---|---|---|"]
-    for code, row in model["per_code"].items():
-        held = report.get("holdout", {}).get("per_code", {}).get(code, {}).get("f1", "")
-        lines.append(f"| `{code}` | {row['precision']} | {row['recall']} | {row['f1']} | {row['kappa']} | {row['support']} | {held} |")
-    if "learning_curve" in report:
-        lines += ["", "## Learning curve (evaluation-learning-curve.png)", "", "| annotated utterances | macro-F1 |", "|---|---|"]
-        lines += [f"| {p['n_utterances']} | {p['macro_f1']} |" for p in report["learning_curve"]]
-    lines.append("")
-    return "\n".join(lines)
 
 
 def holdout_annotations(codebook: Codebook) -> list[Annotation]:
@@ -342,19 +249,18 @@ def review_round_scores(seed: Sequence[Annotation], rounds: Sequence[Sequence[An
     reviewed = {a.utterance_id for group in rounds for a in group}
     test_set, _ = drop_rare_codes(training_set([a for a in test if a.utterance_id not in reviewed], codebook), 0)
     encoder = load_encoder(config.encoder)
-    X_test, _, _ = featurize(test_set.texts, test_set.questions, encoder, context_weight=config.context_weight,
-                             cache=cache)
-    fit = _fitter(codebook, encoder, config.context_weight, config)
+    X_test, _, _ = featurize(test_set.texts, encoder, questions=test_set.questions, cache=cache)
     results = []
     for k in range(len(rounds) + 1):
         annotations = [*seed, *(a for group in rounds[:k] for a in group)]
         data, _ = drop_rare_codes(training_set(annotations, codebook), config.min_examples)
-        X, _, _ = featurize(data.texts, data.questions, encoder, context_weight=config.context_weight, cache=cache)
+        X, _, _ = featurize(data.texts, encoder, questions=data.questions, cache=cache)
+        fit, _ = model_fitter(codebook, data.codes, encoder, config, cache=cache)
         folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
         results.append({
             "round": k, "n_reviewed": sum(len(group) for group in rounds[:k]), "n_train": len(data.texts),
             "cv_macro_f1": ev.code_scores(data.Y, folds.predicted, data.codes)["macro_f1"],
-            "holdout_macro_f1": _holdout_scores(fit(X, data), data, X_test, test_set)["macro_f1"],
+            "holdout_macro_f1": holdout_scores(fit(X, data), data, X_test, test_set)["macro_f1"],
             "n_test": len(test_set.texts)})
         logger.info("review round %d: %d reviewed, grouped-CV macro-F1 %.3f, held-out %.3f", k,
                     results[-1]["n_reviewed"], results[-1]["cv_macro_f1"], results[-1]["holdout_macro_f1"])

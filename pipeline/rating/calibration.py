@@ -12,7 +12,7 @@ afterwards (``docs/ratings.md``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from pipeline.codebook import Codebook
-from pipeline.coding import code_rows, fit_coding_model, predictions_for, subset, training_set
+from pipeline.coding import CodingModel, Features, TrainingSet, code_rows, predictions_for, training_set
 from pipeline.rating.evidence import CODING_COLUMNS, codings_from_annotations
 from pipeline.rating.rules import RatingRules
 from pipeline.rating.verdicts import rate_incentives
@@ -37,19 +37,19 @@ class CalibrationPoint:
     misses: tuple[tuple[str, str, int], ...]  # (human rating, rating with predictions, count)
 
 
-def out_of_fold_codings(annotations: Sequence[Annotation], X: np.ndarray, codebook: Codebook, *,
-                        context_weight: float, C: float = 1.0, n_splits: int = 5) -> pd.DataFrame:
+def out_of_fold_codings(annotations: Sequence[Annotation], X: Features, codebook: Codebook,
+                        fit: Callable[[Features, TrainingSet], CodingModel], *, n_splits: int = 5) -> pd.DataFrame:
     """Predicted codings of every annotated utterance by a model that never saw its transcript.
 
     Parameters
     ----------
     annotations : sequence of Annotation
         The seed annotations (one transcript = one group).
-    X : ndarray
+    X : Features
         Features of ``training_set(annotations, codebook)``, in its row order.
     codebook : Codebook
-    context_weight, C : float
-        The model settings (as in :class:`pipeline.coding.training.TrainingConfig`).
+    fit : callable
+        Fits a model on a part of the annotations (:func:`pipeline.coding.model_fitter`).
     n_splits : int
         Folds, grouped by transcript.
 
@@ -64,9 +64,8 @@ def out_of_fold_codings(annotations: Sequence[Annotation], X: np.ndarray, codebo
     ids = list(dict.fromkeys(a.utterance_id for a in annotations))
     rows = []
     groups = np.asarray(data.groups)
-    for train, test in GroupKFold(n_splits=min(n_splits, len(set(data.groups)))).split(X, data.Y, groups):
-        model = fit_coding_model(X[train], subset(data, train), codebook_version=codebook.version,
-                                 encoder_id="out-of-fold", context_weight=context_weight, C=C)
+    for train, test in GroupKFold(n_splits=min(n_splits, len(set(data.groups)))).split(data.Y, data.Y, groups):
+        model = fit(X[train], data.subset(train))
         coded = code_rows([ids[i] for i in test], X[test], model, "out-of-fold", codebook)
         for p in predictions_for(coded, model.codes):
             if p.predicted:
