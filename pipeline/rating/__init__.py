@@ -27,6 +27,7 @@ from pipeline.rating.questionnaire_evidence import (
     summarise,
 )
 from pipeline.rating.rules import RatingRules, load_rating_rules, parse_rating_rules
+from pipeline.rating.thesis_check import ThesisCheck, check_against_thesis, thesis_codings, threshold_sensitivity
 from pipeline.rating.verdicts import Rating, rate_incentives
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "calibrate_prediction_weight", "coded_fragments", "codings_from_annotations", "compare_municipalities",
     "context_frame", "load_rating_rules", "out_of_fold_codings", "parse_rating_rules", "previous_ratings",
     "questionnaire_evidence", "questionnaire_evidence_of", "rate_context", "rate_incentives", "read_regions",
+    "ThesisCheck", "check_against_thesis", "thesis_codings", "threshold_sensitivity",
     "rating_changes", "ratings_frame", "stored_questionnaire_evidence", "summarise", "write_ratings",
 ]
