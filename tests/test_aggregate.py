@@ -16,7 +16,7 @@ from pipeline.corpus.annotations import read_annotations
 from pipeline.errors import ConfigError, RatingRulesError, TableFormatError, UnknownCodeError
 from pipeline.rating.context import rate_context
 from pipeline.rating.differences import compare_municipalities
-from pipeline.rating.evidence import REGION, codings_from_annotations
+from pipeline.rating.evidence import codings_from_annotations
 from pipeline.rating.output import agreement_with_answer_key, rating_row, ratings_frame, write_ratings
 from pipeline.rating.rules import RULES_PATH, load_rating_rules, parse_rating_rules
 from pipeline.rating.verdicts import rate_incentives
@@ -25,6 +25,7 @@ BOOK = load_codebook("garvin2008")
 RULES = load_rating_rules()
 ROOT = Path(__file__).resolve().parent.parent
 ROLE_BY_LETTER = {"B": "beleidsmedewerker", "M": "manager", "D": "document", "R": "regio"}
+REGION = RULES.region.default_name  # input without region data forms one region of this name
 SAFETY, TRAINING, LISTENING = "psychologische_veiligheid", "onderwijs_training", "actief_bevragen_luisteren"
 
 
@@ -76,21 +77,47 @@ def test_aggregate_mostly_negative_is_onvoldoende() -> None:
     assert result.share_minus > result.share_plus
 
 
-def test_aggregate_single_utterance_is_onvoldoende_bewijs() -> None:
-    ratings = rate_incentives(table(say("Eschveld", "BE", SAFETY, "+"), say("Eschveld", "ME", TRAINING, "+++")),
-                              BOOK, RULES)
+def test_aggregate_silent_or_unsure_sources_are_onvoldoende_bewijs() -> None:
+    # one hesitant prediction is not a source that surely spoke (presence 0.6 < 1.0)
+    ratings = rate_incentives(table(say("Eschveld", "BE", SAFETY, "+", weight=0.6, source="predicted"),
+                                    say("Eschveld", "ME", TRAINING, "+++")), BOOK, RULES)
     result = rating(ratings, "Eschveld", SAFETY)
     assert result.rating == "onvoldoende_bewijs"
-    assert result.confidence == 0.0 and result.evidence == ("u0000",)
+    assert result.confidence == 0.0 and result.evidence == ("u0000",) and result.n_sources == 0.6
+    assert (result.sources_for, result.sources_against) == ((), ())
     assert "Te weinig bewijs" in result.rationale_nl and "Not enough evidence" in result.rationale_en
     # every incentive gets a row, even one nobody spoke about
     assert rating(ratings, "Eschveld", LISTENING).rating == "onvoldoende_bewijs"
     assert rating(ratings, "Eschveld", LISTENING).score is None
 
 
-def test_aggregate_one_respondent_alone_is_onvoldoende_bewijs() -> None:
-    ratings = rate_incentives(table(say("Eschveld", "BE", SAFETY, "+++++")), BOOK, RULES)
-    assert rating(ratings, "Eschveld", SAFETY).rating == "onvoldoende_bewijs"
+def test_aggregate_a_source_counts_once_however_talkative() -> None:
+    # issue 17: evidence counts sources, not probability mass
+    talkative = rate_incentives(table(say("Eschveld", "BE", SAFETY, "+" * 5, weight=0.6, source="predicted")),
+                                BOOK, RULES)
+    assert rating(talkative, "Eschveld", SAFETY).n_sources < 1.0
+    assert rating(talkative, "Eschveld", SAFETY).rating == "onvoldoende_bewijs"
+    one_each = rate_incentives(table(say("Eschveld", "BE", SAFETY, "+", weight=0.6, source="predicted"),
+                                     say("Eschveld", "ME", SAFETY, "+", weight=0.6, source="predicted")), BOOK, RULES)
+    assert rating(one_each, "Eschveld", SAFETY).n_sources == pytest.approx(1.2)
+    assert rating(one_each, "Eschveld", SAFETY).rating != "onvoldoende_bewijs"
+
+
+def test_aggregate_one_respondent_alone_says_it_rests_on_one_source() -> None:
+    result = rating(rate_incentives(table(say("Eschveld", "BE", SAFETY, "+++++")), BOOK, RULES), "Eschveld", SAFETY)
+    assert result.rating == "voldoende" and result.sources_for == ("BE",) and result.sources_against == ()
+    assert result.stability == 0.0  # without BE nothing is left
+    assert "rust op één bron" in result.rationale_nl and "rests on one source" in result.rationale_en
+
+
+def test_aggregate_every_verdict_lists_sources_for_and_against_and_stability() -> None:
+    codings = table(say("Eschveld", "BE", SAFETY, "+++"), say("Eschveld", "ME", SAFETY, "++"),
+                    say("Eschveld", "DE", SAFETY, "--", facet="provision"))
+    result = rating(rate_incentives(codings, BOOK, RULES), "Eschveld", SAFETY)
+    assert result.rating == "voldoende"
+    assert result.sources_for == ("BE", "ME") and result.sources_against == ("DE",)
+    assert result.stability == pytest.approx(1 / 3, abs=1e-4)  # without BE or ME, DE's objection makes it matig
+    assert "Gedragen door (BE; ME); de andere kant op: (DE)." in result.rationale_nl
 
 
 def test_aggregate_provision_positive_practice_negative_is_not_voldoende() -> None:
@@ -154,9 +181,55 @@ def test_aggregate_region_without_divergence_keeps_its_verdict() -> None:
     assert "7 van 7 gemeenten beoordeeld" in region.rationale_nl
 
 
-def test_aggregate_region_with_too_few_rated_municipalities_is_onvoldoende_bewijs() -> None:
-    region = rating(rate_incentives(_region({"Eschveld": "+++", "Hulsterlo": "+++"}), BOOK, RULES), REGION, SAFETY)
-    assert region.rating == "onvoldoende_bewijs"
+def test_aggregate_region_pools_its_sources_where_municipalities_say_too_little() -> None:
+    # issue 17: eight municipalities, each respondent one unsure prediction: no municipality has
+    # enough, the region (16 sources at 0.45) has, and says so
+    groups = [say(m, f"{role}{m[:2]}", TRAINING, "-", weight=0.45, source="predicted")
+              for m in ("Eschveld", "Hulsterlo", "Kerkeloo", "Lemmerbroek", "Ravenhorst", "Sonnevelde", "Zandeloo",
+                        "Aldeloo") for role in "BM"]
+    ratings = rate_incentives(table(*groups), BOOK, RULES)
+    assert all(r.rating == "onvoldoende_bewijs" for r in ratings if r.level == "municipality" and r.code == TRAINING)
+    region = rating(ratings, REGION, TRAINING)
+    assert region.level == "region" and region.rating == "onvoldoende"
+    assert region.n_sources == pytest.approx(16 * 0.45) and len(region.sources_for) == 16
+    assert "0 van 8 gemeenten beoordeeld" in region.rationale_nl
+
+
+def test_aggregate_region_with_one_source_is_onvoldoende_bewijs() -> None:
+    region = rating(rate_incentives(table(say("Eschveld", "BE", SAFETY, "+++")), BOOK, RULES), REGION, SAFETY)
+    assert region.rating == "onvoldoende_bewijs" and region.n_sources == 1.0
+
+
+def test_aggregate_two_regions_from_one_input() -> None:
+    # regions come from data: a region column, or a municipality -> region mapping
+    rows = table(*[say(m, f"{role}{m[0]}", SAFETY, d) for m, d in (("Eschveld", "+++"), ("Hulsterlo", "++"))
+                   for role in "BM"],
+                 *[say(m, f"{role}{m[0]}", SAFETY, d) for m, d in (("Kerkeloo", "---"), ("Zandeloo", "--0"))
+                   for role in "BM"],
+                 say("Oost", "RO", SAFETY, "+"), say("West", "RW", SAFETY, "-"))
+    mapping = {"Eschveld": "Oost", "Hulsterlo": "Oost", "Kerkeloo": "West", "Zandeloo": "West"}
+    by_column = rows.assign(region=rows["municipality"].map(mapping).fillna(rows["municipality"]))
+    for ratings in (rate_incentives(rows, BOOK, RULES, regions=mapping), rate_incentives(by_column, BOOK, RULES)):
+        regions = [r for r in ratings if r.level == "region" and r.code == SAFETY]
+        assert [(r.municipality, r.rating) for r in regions] == [("Oost", "voldoende"), ("West", "onvoldoende")]
+        assert "RO" in regions[0].respondents and "RO" not in regions[1].respondents  # rows about the region itself
+        assert {r.municipality: r.region for r in ratings if r.level == "municipality" and r.code == SAFETY} == mapping
+        assert REGION not in {r.municipality for r in ratings}
+    context = rate_context(rows, BOOK, RULES, regions=mapping)
+    assert [c.municipality for c in context if c.level == "region"][:1] == ["Oost"]
+
+
+def test_aggregate_read_regions_from_yaml_and_csv(tmp_path: Path) -> None:
+    from pipeline.rating import read_regions
+
+    (tmp_path / "r.yaml").write_text("regions:\n  Oost: [Eschveld, Hulsterlo]\n  West: [Kerkeloo]\n", encoding="utf-8")
+    (tmp_path / "r.csv").write_text("municipality,region\nEschveld,Oost\nHulsterlo,Oost\nKerkeloo,West\n",
+                                    encoding="utf-8")
+    assert read_regions(tmp_path / "r.yaml") == read_regions(tmp_path / "r.csv") == {
+        "Eschveld": "Oost", "Hulsterlo": "Oost", "Kerkeloo": "West"}
+    (tmp_path / "bad.yaml").write_text("regions:\n  Oost: [Eschveld]\n  West: [Eschveld]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'Eschveld' is in two regions"):
+        read_regions(tmp_path / "bad.yaml")
 
 
 def test_aggregate_regional_respondent_feeds_only_the_region() -> None:
@@ -392,6 +465,12 @@ def test_aggregate_write_ratings_json_and_csv(tmp_path: Path) -> None:
         assert key in rows[0]
     region = next(r for r in rows if r["municipality"] == "regio" and r["code"] == SAFETY)
     assert isinstance(region["evidence"], list) and len(region["evidence"]) == 18
+    assert region["level"] == "region" and {r["level"] for r in rows} == {"municipality", "region"}
+    for row in rows:  # every verdict lists its supporting and opposing sources (issue 17)
+        assert isinstance(row["sources_for"], list) and isinstance(row["sources_against"], list)
+        assert "stability" in row and "n_sources" in row
+    assert region["rating"] == "matig"  # mixed sources carry it, the clear ones on either side pull away
+    assert region["sources_for"] == ["BH", "MH"] and region["sources_against"] == ["BE", "BK", "ME", "MK"]
     table_back = pd.read_csv(csv_path, keep_default_na=False)
     assert list(table_back["municipality"].unique()) == ["Eschveld", "Hulsterlo", "Kerkeloo", "regio"]
     assert table_back.loc[0, "evidence"].count(";") == len(rows[0]["evidence"]) - 1

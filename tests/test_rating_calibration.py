@@ -14,7 +14,11 @@ RULES = load_rating_rules()
 
 
 def _with_minimum(value: float):  # type: ignore[no-untyped-def]
-    return RULES.model_copy(update={"evidence": RULES.evidence.model_copy(update={"min_predicted_weight": value})})
+    # a municipality needs more than one sure source here, so that dropping ME's predictions shows
+    min_sources = RULES.thresholds.min_sources.model_copy(update={"municipality": 1.5})
+    return RULES.model_copy(update={
+        "evidence": RULES.evidence.model_copy(update={"min_predicted_weight": value}),
+        "thresholds": RULES.thresholds.model_copy(update={"min_sources": min_sources})})
 
 
 def test_swapped_agreement_counts_cells_whose_rating_survives_the_swap() -> None:

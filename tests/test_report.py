@@ -40,7 +40,7 @@ def _codings() -> pd.DataFrame:
         ("Kerkeloo", "BK", TRAINING, "+", "Iedereen volgt dit jaar de training gespreksvoering."),
         ("Kerkeloo", "MK", TRAINING, "+", "We gaan met het hele team naar de leergang."),
         ("Kerkeloo", "BK", TRAINING, "+", "De cursus was echt goed, ik gebruik het elke dag."),
-        ("Zandeloo", "BZ", SAFETY, "+", "Het is klein en veilig."),
+        ("Zandeloo", "DZ", SAFETY, "+", "Het is klein en veilig."),  # a document alone carries no verdict
         ("Zandeloo", "BZ", "cultuur", "+", "De sfeer is informeel."),
         ("Zandeloo", "MZ", "cultuur", "+", "Iedereen kent iedereen."),
     ]
@@ -70,11 +70,11 @@ def test_report_html_has_the_heatmap_with_hatched_thin_evidence(written) -> None
     heatmap = page[page.index('<table class="heatmap">'):]
     heatmap = heatmap[:heatmap.index("</table>")]
     headers = re.findall(r'<th class="muni[^"]*" scope="col">([^<]+)</th>', heatmap)
-    assert headers == ["Eschveld", "Kerkeloo", "Zandeloo", "Regio"]
+    assert headers == ["Eschveld", "Kerkeloo", "Zandeloo", "regio"]  # the region's name (issue 17: regions come from data)
     assert heatmap.count("<tr><th scope=\"row\">") == len(BOOK.incentives)
     safety_row = re.search(r'<th scope="row">Psychologische veiligheid</th>(.*?)</tr>', heatmap).group(1)
     assert re.findall(r'class="cell r-([a-z_]+)', safety_row) == [
-        "voldoende", "onvoldoende", "onvoldoende_bewijs", "onvoldoende_bewijs"]
+        "voldoende", "onvoldoende", "onvoldoende_bewijs", "matig"]  # the region pools all five sources
     assert "repeating-linear-gradient" in page  # the hatch of onvoldoende bewijs
     assert "<link" not in page and "<script" not in page and "src=" not in page  # self-contained
 

@@ -15,19 +15,24 @@ from pipeline.cli.model import check_encoder, load_or_train_model
               help="Rate this table (.jsonl/.csv: id,text,municipality,respondent[,role]) alone, without the database.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: reports/).")
 @click.option("--model", "model_ref", default="current", show_default=True)
+@click.option("--regions", "regions_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Which municipality belongs to which region (.yaml 'regions: {region: [municipality, ...]}' or "
+                   ".csv municipality,region). Default: regions.yaml/.csv in the workspace, else a 'region' column, "
+                   "else one region.")
 @click.pass_obj
 @friendly
-def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str) -> None:
-    """Rate each incentive per municipality and for the region; write ratings.json and .csv.
+def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, regions_path: Path | None) -> None:
+    """Rate each incentive per municipality and per region; write ratings.json and .csv.
 
     Without --utterances it rates what is in the database (human annotations override the
-    current model's predictions).
+    current model's predictions). A region's verdict pools all its respondents and the rows
+    about the region itself (municipality = the region's name, or 'regio' without region data).
 
     Example:
 
-        codeer rate --utterances nieuwe-gemeente.csv --output uit/
+        codeer rate --utterances nieuwe-gemeente.csv --output uit/ --regions regios.yaml
     """
-    result = _rate(obj, table, output, model_ref, report=False)
+    result = _rate(obj, table, output, model_ref, report=False, regions_path=regions_path)
     _echo_ratings(result, output or obj.settings.reports_dir)
 
 
@@ -35,21 +40,32 @@ def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str) 
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: reports/).")
 @click.option("--model", "model_ref", default="current", show_default=True)
 @click.option("--fictional", is_flag=True, help="Mark the report as made from fictional data (the demo).")
+@click.option("--regions", "regions_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Which municipality belongs to which region (as for `codeer rate`).")
 @click.pass_obj
 @friendly
-def report(obj: Context, output: Path | None, model_ref: str, fictional: bool) -> None:
+def report(obj: Context, output: Path | None, model_ref: str, fictional: bool, regions_path: Path | None) -> None:
     """Write the report: one self-contained HTML file, Markdown and an Excel workbook.
 
     Example:
 
         codeer report --output reports/
     """
-    result = _rate(obj, None, output, model_ref, report=True, fictional=fictional)
+    result = _rate(obj, None, output, model_ref, report=True, fictional=fictional, regions_path=regions_path)
     _echo_ratings(result, output or obj.settings.reports_dir)
 
 
+def _regions(obj: Context, regions_path: Path | None) -> dict[str, str] | None:
+    from pipeline.rating import read_regions
+
+    if regions_path is None:
+        found = [obj.settings.home / name for name in ("regions.yaml", "regions.yml", "regions.csv")]
+        regions_path = next((path for path in found if path.is_file()), None)
+    return read_regions(regions_path) if regions_path is not None else None
+
+
 def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,  # type: ignore[no-untyped-def]
-          fictional: bool = False):
+          fictional: bool = False, regions_path: Path | None = None):
     from pipeline.codebook import load_codebook
     from pipeline.coding import EmbeddingCache, classify_table, load_encoder
     from pipeline.corpus import read_table
@@ -58,6 +74,7 @@ def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str,
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
+    regions = _regions(obj, regions_path)
     loaded = load_or_train_model(obj, model_ref)
     out_dir = output or settings.reports_dir
     if table is not None:
@@ -65,18 +82,21 @@ def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str,
         encoder = load_encoder(loaded.card["encoder"], threads=settings.threads, device=settings.device)
         check_encoder(loaded, encoder)
         codings = classify_table(frame, loaded, encoder, book, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
-        return rate_codings(codings, book, out_dir, model_id=loaded.model_id, report=report)
+        if "region" in frame.columns:
+            region_of = dict(zip(frame["id"].astype(str), frame["region"].astype(str), strict=True))
+            codings["region"] = codings["utterance_id"].astype(str).map(region_of)
+        return rate_codings(codings, book, out_dir, model_id=loaded.model_id, report=report, regions=regions)
     store = obj.store
     from pipeline.report import rate_store
 
     return rate_store(store, book, out_dir, model_id=loaded.model_id, questionnaire=questionnaire_evidence_of(store),
-                      report=report, fictional=fictional)
+                      report=report, fictional=fictional, regions=regions)
 
 
 def _echo_ratings(result, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
     counts: dict[str, int] = {}
     for rating in result.ratings:
-        if rating.municipality != "regio":
+        if rating.level == "municipality":
             counts[rating.rating] = counts.get(rating.rating, 0) + 1
     summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
     click.echo(f"{len(result.ratings)} ratings ({summary}); written: " + ", ".join(str(p) for p in result.files))

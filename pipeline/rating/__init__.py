@@ -13,10 +13,10 @@ from pipeline.rating.evidence import (
     CODING_COLUMNS,
     CONTEXT_VERDICTS,
     RATINGS,
-    REGION,
     CodedFragments,
     coded_fragments,
     codings_from_annotations,
+    read_regions,
 )
 from pipeline.rating.history import previous_ratings, rating_changes
 from pipeline.rating.output import agreement_with_answer_key, context_frame, ratings_frame, write_ratings
@@ -27,13 +27,15 @@ from pipeline.rating.questionnaire_evidence import (
     summarise,
 )
 from pipeline.rating.rules import RatingRules, load_rating_rules, parse_rating_rules
+from pipeline.rating.thesis_check import ThesisCheck, check_against_thesis, thesis_codings, threshold_sensitivity
 from pipeline.rating.verdicts import Rating, rate_incentives
 
 __all__ = [
     "CODING_COLUMNS", "CONTEXT_VERDICTS", "CodedFragments", "ContextRating", "Differences", "IncentiveSpread",
-    "LearningPair", "RATINGS", "REGION", "Rating", "RatingRules", "agreement_with_answer_key",
+    "LearningPair", "RATINGS", "Rating", "RatingRules", "agreement_with_answer_key",
     "calibrate_prediction_weight", "coded_fragments", "codings_from_annotations", "compare_municipalities",
     "context_frame", "load_rating_rules", "out_of_fold_codings", "parse_rating_rules", "previous_ratings",
-    "questionnaire_evidence", "questionnaire_evidence_of", "rate_context", "rate_incentives",
+    "questionnaire_evidence", "questionnaire_evidence_of", "rate_context", "rate_incentives", "read_regions",
+    "ThesisCheck", "check_against_thesis", "thesis_codings", "threshold_sensitivity",
     "rating_changes", "ratings_frame", "stored_questionnaire_evidence", "summarise", "write_ratings",
 ]

@@ -14,9 +14,26 @@ from pipeline.rating.rules import RatingRules
 
 
 @dataclass(frozen=True, slots=True)
+class _Source:
+    """One source's view of one code: its score and how much it counts."""
+
+    respondent: str
+    role: str
+    score: float  # weighted mean direction in [-1, 1]
+    presence: float  # probability that the source spoke of the code at all
+    weight: float  # source weight x presence: its weight in the cell's score
+    counts: bool  # counts towards the effective number of sources (not the questionnaire)
+
+
+@dataclass(frozen=True, slots=True)
 class _Balance:
     score: float | None
-    sources: tuple[tuple[str, str, float, float], ...]  # respondent, role, score, effective weight
+    sources: tuple[_Source, ...]
+
+    @property
+    def n_sources(self) -> float:
+        """Effective number of sources: presences x source weights, questionnaire left out."""
+        return math.fsum(s.weight for s in self.sources if s.counts)
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -39,28 +56,39 @@ def _source_weight(role: str, code: str, codebook: Codebook, rules: RatingRules)
     return weight
 
 
+def _presence(certainties: Iterable[float], how: str) -> float:
+    """Probability that a source spoke of a code: noisy-or (1 - prod(1 - p)) or the max."""
+    values = sorted(certainties)
+    if how == "max":
+        return max(values, default=0.0)
+    return 1.0 - math.prod(1.0 - p for p in values)
+
+
 def _balance(fragments: Sequence[_Fragment], answers: Sequence[_Answer], code: str, codebook: Codebook,
              rules: RatingRules) -> _Balance:
-    """Respondent-balanced score: each source's mean direction, weighted by source weight and saturation."""
+    """Source-balanced score: each source's mean direction, weighted by source weight x presence.
+
+    A source (respondent or document series) counts once per code however much it said
+    (issue 17); its presence is the chance it spoke of the code at all.
+    """
     by_source: dict[str, list[_Fragment]] = defaultdict(list)
     for fragment in fragments:
         by_source[fragment.respondent].append(fragment)
-    saturation = rules.evidence.respondent_saturation
     sources = []
     for respondent in sorted(by_source):
         group = by_source[respondent]
-        weight = math.fsum(f.weight for f in group)
         score = _mean((f.value, f.weight) for f in group)
         if score is None:
             continue
         role = min(f.role for f in group)
-        effective = _source_weight(role, code, codebook, rules) * min(1.0, weight / saturation)
-        sources.append((respondent, role, score, effective))
+        presence = _presence((f.certainty for f in group), rules.evidence.source_presence)
+        effective = _source_weight(role, code, codebook, rules) * presence
+        sources.append(_Source(respondent, role, score, presence, effective, True))
     if answers:
         score = math.fsum(a.score for a in answers) / len(answers)
-        effective = rules.evidence.source_weights.questionnaire * min(1.0, len(answers) / saturation)
-        sources.append(("vragenlijst", "questionnaire", score, effective))
-    return _Balance(_mean((s[2], s[3]) for s in sources), tuple(sources))
+        effective = rules.evidence.source_weights.questionnaire
+        sources.append(_Source("vragenlijst", "questionnaire", score, 1.0, effective, False))
+    return _Balance(_mean((s.score, s.weight) for s in sources), tuple(sources))
 
 
 def _shares(fragments: Sequence[_Fragment]) -> tuple[float, float, float]:

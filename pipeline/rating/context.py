@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,15 +17,18 @@ from pipeline.rating.balance import (
     _round,
     _shares,
 )
-from pipeline.rating.evidence import REGION, CodedFragments, _Fragment, _fragments
+from pipeline.rating.evidence import CodedFragments, _Fragment, _fragments
 from pipeline.rating.rules import RatingRules
-from pipeline.rating.verdicts import _municipalities
+from pipeline.rating.verdicts import _places
 from pipeline.rating.wording import _VERDICT_EN, _VERDICT_NL, _cite, _num
 
 
 @dataclass(frozen=True, slots=True)
 class ContextRating:
-    """Whether a context code (culture, structure, ...) helps or hinders learning somewhere."""
+    """Whether a context code (culture, structure, ...) helps or hinders learning somewhere.
+
+    ``level`` is ``municipality`` or ``region`` (then ``municipality`` holds the region's name).
+    """
 
     municipality: str
     code: str
@@ -41,13 +44,15 @@ class ContextRating:
     rationale_en: str
     evidence: tuple[str, ...]
     respondents: tuple[str, ...]
+    level: str = "municipality"
+    region: str = ""
 
 
 # ---------------------------------------------------------------------------------- context
 
 
 def _rate_context_cell(municipality: str, code: str, fragments: Sequence[_Fragment], codebook: Codebook,
-                       rules: RatingRules) -> ContextRating:
+                       rules: RatingRules, level: str = "municipality", region: str = "") -> ContextRating:
     label, cr = codebook[code], rules.context
     balance = _balance(fragments, (), code, codebook, rules)
     respondents = tuple(sorted({f.respondent for f in fragments}))
@@ -63,11 +68,10 @@ def _rate_context_cell(municipality: str, code: str, fragments: Sequence[_Fragme
     plus, minus, neutral = _shares(fragments)
     confidence = 0.0
     if verdict != "onvoldoende_bewijs":
-        weight = math.fsum(f.weight for f in fragments)
-        confidence = ((1.0 - math.exp(-weight / rules.confidence.evidence_scale))
+        confidence = ((1.0 - math.exp(-balance.n_sources / rules.confidence.evidence_scale))
                       * _margin(balance.score, (cr.bevorderend, cr.belemmerend), rules))
-    where_nl = "de regio" if municipality == REGION else municipality
-    where_en = "the region" if municipality == REGION else municipality
+    where_nl = f"de regio {municipality}" if level == "region" else municipality
+    where_en = f"the region {municipality}" if level == "region" else municipality
     cite = _cite(respondents)
     rationale_nl = (f"{label.label_nl} in {where_nl}: {_VERDICT_NL[verdict]} (score {_num(balance.score, 'nl')}). "
                     f"{n_utterances} fragmenten van {len(respondents)} bronnen, gewogen {plus:.0%} bevorderend, "
@@ -80,12 +84,13 @@ def _rate_context_cell(municipality: str, code: str, fragments: Sequence[_Fragme
         confidence=round(confidence, 3), n_utterances=n_utterances, n_respondents=len(respondents),
         share_plus=plus, share_minus=minus, share_neutral=neutral, rationale_nl=rationale_nl,
         rationale_en=rationale_en, evidence=_ordered_evidence(fragments, verdict), respondents=respondents,
+        level=level, region=region,
     )
 
 
 def rate_context(codings: pd.DataFrame | CodedFragments, codebook: Codebook,
-                 rules: RatingRules) -> list[ContextRating]:
-    """Bevorderend / belemmerend / gemengd per context code, per municipality and for the region.
+                 rules: RatingRules, regions: Mapping[str, str] | None = None) -> list[ContextRating]:
+    """Bevorderend / belemmerend / gemengd per context code, per municipality and per region.
 
     Parameters
     ----------
@@ -95,24 +100,34 @@ def rate_context(codings: pd.DataFrame | CodedFragments, codebook: Codebook,
         Must contain every code of ``rules.context.codes`` (a codebook without one of them
         simply has no rows for it).
     rules : RatingRules
+    regions : mapping, optional
+        Municipality -> region, as for :func:`rate_incentives`.
 
     Returns
     -------
     list of ContextRating
-        Per municipality (sorted) and context code (rules order), then the region rows, which
-        pool all sources of the region including the regional respondent.
+        Per municipality (sorted) and context code (rules order), then the region rows
+        (``level == "region"``), which pool all sources of the region including the rows about
+        the region itself.
     """
-    pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules)
+    regions = dict(regions or {})
+    pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules, regions)
     codes = [code for code in rules.context.codes if code in codebook]
     wanted = set(codes)
     by_cell: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
+    regional: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
     for code, fragment in pairs:
         if code in wanted:
-            by_cell[(REGION if fragment.role == "regio" else fragment.municipality, code)].append(fragment)
-    municipalities = _municipalities((f for _, f in pairs), {})
-    result = [_rate_context_cell(m, code, by_cell.get((m, code), []), codebook, rules)
-              for m in municipalities for code in codes]
-    for code in codes:
-        everything = [f for m in [*municipalities, REGION] for f in by_cell.get((m, code), [])]
-        result.append(_rate_context_cell(REGION, code, everything, codebook, rules))
+            if fragment.about_region:
+                regional[(fragment.region, code)].append(fragment)
+            else:
+                by_cell[(fragment.municipality, code)].append(fragment)
+    places = _places(pairs, {}, regions, rules.region.default_name)
+    region_of = {m: region for region, members in places.items() for m in members}
+    result = [_rate_context_cell(m, code, by_cell.get((m, code), []), codebook, rules, region=region_of[m])
+              for m in sorted(region_of) for code in codes]
+    for region, members in places.items():
+        for code in codes:
+            everything = [f for m in members for f in by_cell.get((m, code), [])] + regional.get((region, code), [])
+            result.append(_rate_context_cell(region, code, everything, codebook, rules, "region", region))
     return result

@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.rating.evidence import REGION
 from pipeline.rating.rules import RatingRules
 from pipeline.rating.verdicts import Rating
 
@@ -67,7 +66,7 @@ def compare_municipalities(ratings: Sequence[Rating], rules: RatingRules) -> Dif
         ``spreads`` in the order the incentives first appear in ``ratings``; ``pairs`` per
         incentive, the largest gaps first.
     """
-    rated = [r for r in ratings if r.municipality != REGION and r.rating != "onvoldoende_bewijs"
+    rated = [r for r in ratings if r.level == "municipality" and r.rating != "onvoldoende_bewijs"
              and r.score is not None]
     codes = list(dict.fromkeys(r.code for r in ratings))
     verdicts = {(r.municipality, r.code): r for r in rated}

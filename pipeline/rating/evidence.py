@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from pipeline.codebook import Codebook
-from pipeline.errors import TableFormatError, UnknownCodeError
+from pipeline.errors import ConfigError, TableFormatError, UnknownCodeError
 from pipeline.rating.rules import ROLES, RatingRules
 from pipeline.records import Annotation
 
-REGION = "regio"
 RATINGS = ("voldoende", "matig", "onvoldoende", "onvoldoende_bewijs")
 CONTEXT_VERDICTS = ("bevorderend", "gemengd", "belemmerend", "onvoldoende_bewijs")
 CODING_COLUMNS = ("utterance_id", "transcript_id", "municipality", "respondent", "role", "code", "direction",
@@ -39,9 +40,11 @@ class _Fragment:
     respondent: str
     role: str
     value: int
-    weight: float  # certainty x facet weight
-    certainty: float
+    weight: float  # certainty x direction probability x facet weight: how much its direction counts
+    certainty: float  # the probability that the code is right (1.0 for a human coding)
     facet: str | None
+    region: str = ""
+    about_region: bool = False  # said of the region itself (a regional respondent, municipality = region)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,61 @@ class _Answer:
 
 
 # ---------------------------------------------------------------------------------- input
+
+
+def read_regions(path: Path | str) -> dict[str, str]:
+    """Read which municipality belongs to which region (issue 17: regions come from data).
+
+    Parameters
+    ----------
+    path : Path or str
+        A YAML file ``regions: {region: [municipality, ...]}`` (or the mapping itself at the
+        top level), or a CSV file with the columns ``municipality`` and ``region``.
+
+    Returns
+    -------
+    dict
+        Municipality -> region.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, has another shape, or puts a municipality in two regions.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "regions.yaml"
+    >>> _ = file.write_text("regions:\n  Achterhoek: [Aalten, Winterswijk]\n", encoding="utf-8")
+    >>> read_regions(file)
+    {'Aalten': 'Achterhoek', 'Winterswijk': 'Achterhoek'}
+    """
+    path = Path(path)
+    shape = ("expected YAML 'regions:' with per region a list of municipalities, or a CSV with columns "
+             "municipality,region")
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            if not {"municipality", "region"} <= set(frame.columns):
+                raise ConfigError(f"{path}: found columns {', '.join(frame.columns)}; {shape}.")
+            pairs = list(zip(frame["municipality"].str.strip(), frame["region"].str.strip(), strict=True))
+        else:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = data.get("regions", data) if isinstance(data, dict) else data
+            if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+                raise ConfigError(f"{path}: not a regions file; {shape}.")
+            pairs = [(str(m).strip(), str(region).strip()) for region, members in data.items() for m in members]
+    except (FileNotFoundError, yaml.YAMLError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the regions file ({type(err).__name__}); {shape}.") from err
+    regions: dict[str, str] = {}
+    for municipality, region in pairs:
+        if not municipality or not region:
+            continue
+        if regions.setdefault(municipality, region) != region:
+            raise ConfigError(f"{path}: municipality {municipality!r} is in two regions, {regions[municipality]!r} "
+                              f"and {region!r}. Put it in one.")
+    return regions
+
 
 
 def codings_from_annotations(annotations: Iterable[Annotation]) -> pd.DataFrame:
@@ -95,10 +153,29 @@ def _first_bad(frame: pd.DataFrame, bad: pd.Series, name: str, column: str, expe
         raise _bad_value(name, column, frame.loc[bad.idxmax()], expected)
 
 
-def _fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) -> list[tuple[str, _Fragment]]:
+def _region_of(municipality: str, role: str, column: str, regions: Mapping[str, str], default: str
+               ) -> tuple[str, bool]:
+    """The region a row belongs to and whether it speaks of the region itself (issue 17).
+
+    A ``region`` column wins; then the municipality -> region mapping; a municipality that is
+    itself a region's name (or the default region's name) speaks of that region; anything else
+    belongs to the default region, or to the only region of the mapping when it has one.
+    """
+    names = set(regions.values())
+    only = next(iter(names)) if len(names) == 1 else default
+    if municipality in names or municipality == default:
+        region = column or (municipality if municipality in names else only)
+        return region, True
+    region = column or regions.get(municipality) or only
+    return region, role == "regio"
+
+
+def _fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules,
+               regions: Mapping[str, str] | None = None) -> list[tuple[str, _Fragment]]:
     """Validated (code, fragment) pairs: human codings override predictions, one per utterance and code."""
     _check_columns(codings, CODING_COLUMNS, "codings")
     frame = codings.reset_index(drop=True)
+    regions = dict(regions or {})
     # a human row without a code marks an utterance annotated as "no code": it overrides
     # predictions like any human row, and carries no evidence itself
     no_code = frame["code"].isna() | (frame["code"].astype(str).str.strip() == "")
@@ -126,10 +203,13 @@ def _fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) ->
         direction_p = pd.to_numeric(frame["direction_p"], errors="coerce").fillna(1.0).clip(0.0, 1.0)
         certainties = certainties * direction_p
     kinds = {code: codebook[code].kind for code in set(text["code"])}
+    region_column = (frame["region"].where(frame["region"].notna(), "").astype(str).str.strip()
+                     if "region" in frame.columns else pd.Series([""] * len(frame)))
+    default = rules.region.default_name
     best: dict[tuple[str, str], tuple[tuple[object, ...], _Fragment]] = {}
-    for utterance_id, municipality, respondent, role, code, direction, source, facet, weight, certainty in zip(
+    for utterance_id, municipality, respondent, role, code, direction, source, facet, weight, certainty, column in zip(
             text["utterance_id"], text["municipality"], text["respondent"], text["role"], text["code"],
-            text["direction"], text["source"], facets, weights, certainties, strict=True):
+            text["direction"], text["source"], facets, weights, certainties, region_column, strict=True):
         if source == "predicted" and (utterance_id in human or weight < rules.evidence.min_predicted_weight):
             continue
         if kinds[code] == "incentive":
@@ -137,8 +217,9 @@ def _fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) ->
             facet_weight = getattr(rules.evidence.facet_weights, facet)
         else:
             facet, facet_weight = None, 1.0
+        region, about_region = _region_of(municipality, role, column, regions, default)
         fragment = _Fragment(utterance_id, municipality, respondent, role, _VALUES[direction],
-                             float(certainty) * facet_weight, float(certainty), facet)
+                             float(certainty) * facet_weight, float(weight), facet, region, about_region)
         # one coding per utterance and code: the most certain, ties broken by content, not row order
         rank = (source == "human", certainty, direction, facet or "", municipality, respondent, role)
         key = (utterance_id, code)
@@ -170,7 +251,8 @@ class CodedFragments:
         return cls(tuple(pairs))
 
 
-def coded_fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules) -> CodedFragments:
+def coded_fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRules,
+                    regions: Mapping[str, str] | None = None) -> CodedFragments:
     """Validate a codings table (as for :func:`rate_incentives`) and keep only its evidence.
 
     A table that holds every row of some utterances (every row of some municipalities, say)
@@ -184,7 +266,7 @@ def coded_fragments(codings: pd.DataFrame, codebook: Codebook, rules: RatingRule
     >>> coded_fragments(codings_from_annotations([]), load_codebook(), load_rating_rules()).pairs
     ()
     """
-    return CodedFragments(tuple(_fragments(codings, codebook, rules)))
+    return CodedFragments(tuple(_fragments(codings, codebook, rules, regions)))
 
 
 def _answers(questionnaire: pd.DataFrame | None) -> dict[tuple[str, str], list[_Answer]]:

@@ -34,14 +34,22 @@ def context_frame(context: Sequence[ContextRating]) -> pd.DataFrame:
 
 
 def rating_row(rating: Rating) -> dict[str, object]:
-    """The JSON row of a rating in ``ratings.json``."""
+    """The JSON row of a rating in ``ratings.json``.
+
+    ``level`` is ``municipality`` or ``region`` (then ``municipality`` holds the region's name);
+    ``sources_for`` / ``sources_against`` are the respondent codes that carry the verdict and
+    those that pull the other way; ``stability`` the share of leave-one-source-out verdicts
+    equal to ``rating`` (issue 17).
+    """
     return {
+        "level": rating.level, "region": rating.region,
         "municipality": rating.municipality, "code": rating.code, "rating": rating.rating, "score": rating.score,
         "confidence": rating.confidence, "n_utterances": rating.n_utterances, "n_respondents": rating.n_respondents,
         "rationale": rating.rationale_nl, "rationale_en": rating.rationale_en, "evidence": list(rating.evidence),
         "respondents": list(rating.respondents), "share_plus": rating.share_plus, "share_minus": rating.share_minus,
         "share_neutral": rating.share_neutral, "role_agreement": rating.role_agreement,
-        "caveats": list(rating.caveats),
+        "caveats": list(rating.caveats), "n_sources": rating.n_sources, "sources_for": list(rating.sources_for),
+        "sources_against": list(rating.sources_against), "stability": rating.stability,
     }
 
 
@@ -66,7 +74,8 @@ def write_ratings(ratings: Sequence[Rating], out_dir: Path | str) -> tuple[Path,
     json_path, csv_path = out_dir / "ratings.json", out_dir / "ratings.csv"
     json_path.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     flat = [{**row, "evidence": ";".join(r.evidence), "respondents": "; ".join(r.respondents),
-             "caveats": ";".join(r.caveats)} for row, r in zip(rows, ratings, strict=True)]
+             "caveats": ";".join(r.caveats), "sources_for": "; ".join(r.sources_for),
+             "sources_against": "; ".join(r.sources_against)} for row, r in zip(rows, ratings, strict=True)]
     pd.DataFrame(flat, columns=list(rows[0]) if rows else None).to_csv(csv_path, index=False, encoding="utf-8")
     return json_path, csv_path
 

@@ -65,17 +65,26 @@ class EvidenceRules(_Rules):
     facet_weights: FacetWeights
     missing_facet: Literal["practice", "provision"]
     source_weights: SourceWeights
-    respondent_saturation: float = Field(gt=0)
+    source_presence: Literal["noisy_or", "max"]
     self_assessment: SelfAssessment
+
+
+class MinSources(_Rules):
+    """Effective number of sources a verdict needs, per level (issue 17)."""
+
+    municipality: float = Field(ge=0)
+    region: float = Field(ge=0)
+
+    def of(self, level: str) -> float:
+        """The minimum of ``municipality`` or ``region``."""
+        return float(getattr(self, level))
 
 
 class Thresholds(_Rules):
     """Minimum evidence for a verdict and the score cut-offs."""
 
-    min_respondents: int = Field(ge=1)
+    min_sources: MinSources
     min_interview_respondents: int = Field(ge=0)
-    min_utterances: int = Field(ge=1)
-    min_evidence_weight: float = Field(ge=0)
     voldoende: float = Field(gt=-1, le=1)
     onvoldoende: float = Field(ge=-1, lt=1)
 
@@ -89,7 +98,7 @@ class Thresholds(_Rules):
 class PracticeRules(_Rules):
     """The gate that keeps provision-only evidence from making voldoende."""
 
-    voldoende_min_practice_weight: float = Field(gt=0)
+    voldoende_min_practice_sources: float = Field(ge=0)
     voldoende_min_practice_score: float = Field(ge=-1, lt=1)
 
 
@@ -110,7 +119,7 @@ class DivergenceRules(_Rules):
 class RegionRules(_Rules):
     """Region rows per incentive."""
 
-    min_municipalities: int = Field(ge=1)
+    default_name: str = Field(min_length=1)
     divergence: DivergenceRules
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.rating.balance import (
+    _Balance,
     _balance,
     _margin,
     _mean,
@@ -26,7 +27,6 @@ from pipeline.rating.balance import (
 )
 from pipeline.rating.evidence import (
     INTERVIEW_ROLES,
-    REGION,
     CodedFragments,
     _Answer,
     _answers,
@@ -48,9 +48,15 @@ from pipeline.rating.wording import (
 
 @dataclass(frozen=True, slots=True)
 class Rating:
-    """The verdict on one incentive in one municipality (or ``regio``), with its evidence.
+    """The verdict on one incentive in one municipality or region, with its evidence.
 
-    ``score`` is the balance of the evidence in [-1, 1] (None without any evidence);
+    ``level`` is ``municipality`` or ``region``; for a region row ``municipality`` holds the
+    region's name (as ``region`` does). ``score`` is the balance of the evidence in [-1, 1]
+    (None without any evidence); ``n_sources`` the effective number of sources (presence x
+    source weight); ``sources_for`` / ``sources_against`` the respondent codes that carry the
+    verdict and those that pull the other way (for matig: towards voldoende or onvoldoende);
+    ``stability`` the share of leave-one-source-out verdicts equal to this one (None without
+    sources);
     ``share_*`` are weighted shares of ``+``/``-``/``0`` fragments; ``role_agreement`` is the
     manager score minus the policy officer score (positive: managers are kinder; None when one
     of the two is silent). ``evidence`` lists utterance ids, the fragments that best support the
@@ -78,73 +84,160 @@ class Rating:
     score_questionnaire: float | None = None
     n_questionnaire: int = 0
     caveats: tuple[str, ...] = ()
+    level: str = "municipality"
+    region: str = ""
+    n_sources: float = 0.0
+    sources_for: tuple[str, ...] = ()
+    sources_against: tuple[str, ...] = ()
+    stability: float | None = None
 
 
 # ---------------------------------------------------------------------------------- incentives
 
 
-def _rate_cell(municipality: str, code: str, fragments: Sequence[_Fragment], answers: Sequence[_Answer],
-               codebook: Codebook, rules: RatingRules) -> Rating:
-    label = codebook[code]
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    rating: str
+    balance: _Balance
+    practice: _Balance
+    caveats: tuple[str, ...]
+    gap: float | None
+
+
+def _interviewed(fragments: Iterable[_Fragment]) -> set[str]:
+    return {f.respondent for f in fragments if f.role in INTERVIEW_ROLES or f.role == "regio"}
+
+
+def _decide(fragments: Sequence[_Fragment], answers: Sequence[_Answer], code: str, codebook: Codebook,
+            rules: RatingRules, level: str, divergent: bool = False) -> _Decision:
+    """The verdict of a cell without its wording: enough sources, cut-offs, then the gates."""
     balance = _balance(fragments, answers, code, codebook, rules)
-    practice = [f for f in fragments if f.facet == "practice"]
+    practice = _balance([f for f in fragments if f.facet == "practice"], (), code, codebook, rules)
+    m_score, b_score = _role_score(fragments, "manager"), _role_score(fragments, "beleidsmedewerker")
+    gap = None if m_score is None or b_score is None else m_score - b_score
+    t = rules.thresholds
+    if (balance.score is None or balance.n_sources < t.min_sources.of(level)
+            or len(_interviewed(fragments)) < t.min_interview_respondents):
+        return _Decision("onvoldoende_bewijs", balance, practice, (), gap)
+    rating, caveats = _verdict(balance.score, rules), []
+    needs = rules.practice
+    if rating == "voldoende" and (practice.n_sources < needs.voldoende_min_practice_sources or practice.score is None
+                                  or practice.score <= needs.voldoende_min_practice_score):
+        rating = "matig"
+        caveats.append("practice_not_shown")
+    if level == "municipality" and gap is not None and abs(gap) >= rules.role_agreement.contested_gap:
+        caveats.append("contested")
+        if rules.role_agreement.pull_to_matig and rating in ("voldoende", "onvoldoende"):
+            rating = "matig"
+    if divergent:
+        caveats.append("divergent")
+        rating = "matig"
+    return _Decision(rating, balance, practice, tuple(caveats), gap)
+
+
+def _stability(fragments: Sequence[_Fragment], answers: Sequence[_Answer], code: str, codebook: Codebook,
+               rules: RatingRules, level: str, divergent: bool, rating: str) -> float | None:
+    """Share of the verdicts made with one source left out that equal ``rating``."""
+    respondents = sorted({f.respondent for f in fragments})
+    if not respondents:
+        return None
+    same = sum(_decide([f for f in fragments if f.respondent != left_out], answers, code, codebook, rules, level,
+                       divergent).rating == rating for left_out in respondents)
+    return round(same / len(respondents), 4)
+
+
+def _support(balance: _Balance, rating: str, rules: RatingRules) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Sources that carry ``rating`` and sources that pull the other way, the heaviest first."""
+    sources = sorted((s for s in balance.sources if s.counts), key=lambda s: (-s.weight, s.respondent))
+    t = rules.thresholds
+    if rating == "voldoende":
+        carry, pull = [s for s in sources if s.score > 0], [s for s in sources if s.score < 0]
+    elif rating == "onvoldoende":
+        carry, pull = [s for s in sources if s.score < 0], [s for s in sources if s.score > 0]
+    elif rating == "matig":
+        carry = [s for s in sources if t.onvoldoende < s.score < t.voldoende]
+        pull = [s for s in sources if s.score >= t.voldoende or s.score <= t.onvoldoende]
+    else:
+        carry, pull = [], []
+    return tuple(s.respondent for s in carry), tuple(s.respondent for s in pull)
+
+
+_CAVEAT_NOTES = {
+    "practice_not_shown": (
+        "Het aanbod (ruimte, budget, toestemming) is er, maar de praktijk laat niet zien dat het ook gebruikt "
+        "wordt: daarom matig en niet voldoende (praktijk weegt zwaarder dan aanbod).",
+        "The provision (room, budget, permission) exists, but practice does not show it is used: hence "
+        "moderate, not sufficient (practice outweighs provision)."),
+    "contested": ("Manager en beleidsmedewerker spreken elkaar tegen: daarom matig.",
+                  "Manager and policy officer contradict each other: hence moderate."),
+}
+
+
+def _support_lines(body_nl: list[str], body_en: list[str], rating: str, sources_for: Sequence[str],
+                   sources_against: Sequence[str], stability: float | None, n_respondents: int) -> None:
+    """Which sources carried the verdict, which pulled the other way, and how stable it is."""
+    if rating == "onvoldoende_bewijs":
+        return
+    carried_nl = "; ".join(sources_for) or "geen bron afzonderlijk"
+    carried_en = "; ".join(sources_for) or "no single source"
+    body_nl.append(f"Gedragen door ({carried_nl})"
+                   + (f"; de andere kant op: ({'; '.join(sources_against)})." if sources_against else "; geen bron spreekt het tegen."))
+    body_en.append(f"Carried by ({carried_en})"
+                   + (f"; pulling the other way: ({'; '.join(sources_against)})." if sources_against else "; no source contradicts it."))
+    if stability is not None:
+        body_nl.append(f"Stabiliteit {stability:.0%}: zo vaak blijft het oordeel gelijk als één bron wordt weggelaten"
+                       + (" (het rust op één bron)." if n_respondents == 1 or len(sources_for) == 1 else "."))
+        body_en.append(f"Stability {stability:.0%}: how often the verdict stays when one source is left out"
+                       + (" (it rests on one source)." if n_respondents == 1 or len(sources_for) == 1 else "."))
+
+
+def _rate_cell(municipality: str, code: str, fragments: Sequence[_Fragment], answers: Sequence[_Answer],
+               codebook: Codebook, rules: RatingRules, region: str = "") -> Rating:
+    label = codebook[code]
+    decision = _decide(fragments, answers, code, codebook, rules, "municipality")
+    balance, rating, gap = decision.balance, decision.rating, decision.gap
     provision = [f for f in fragments if f.facet == "provision"]
     documents = [f for f in fragments if f.role == "document"]
-    score_practice = _balance(practice, (), code, codebook, rules).score
+    score_practice = decision.practice.score
     score_provision = _balance(provision, (), code, codebook, rules).score
     score_documents = _mean((f.value, f.weight) for f in documents)
     score_questionnaire = math.fsum(a.score for a in answers) / len(answers) if answers else None
-    m_score, b_score = _role_score(fragments, "manager"), _role_score(fragments, "beleidsmedewerker")
-    gap = None if m_score is None or b_score is None else m_score - b_score
     respondents = tuple(sorted({f.respondent for f in fragments}))
-    interviewed = {f.respondent for f in fragments if f.role in INTERVIEW_ROLES}
+    interviewed = _interviewed(fragments)
     n_utterances = len({f.utterance_id for f in fragments})
-    weight = math.fsum(f.weight for f in fragments)
-    practice_weight = math.fsum(f.weight for f in practice)
     t = rules.thresholds
-    caveats: list[str] = []
-    notes_nl: list[str] = []
-    notes_en: list[str] = []
-    too_little = (n_utterances < t.min_utterances or weight < t.min_evidence_weight
-                  or len(respondents) < t.min_respondents or len(interviewed) < t.min_interview_respondents)
-    if too_little or balance.score is None:
-        rating = "onvoldoende_bewijs"
-        notes_nl.append(f"Te weinig bewijs voor een oordeel: nodig zijn ten minste {t.min_utterances} fragmenten "
-                        f"van {t.min_respondents} bronnen, waarvan {t.min_interview_respondents} geïnterviewd.")
-        notes_en.append(f"Not enough evidence for a verdict: it takes at least {t.min_utterances} fragments from "
-                        f"{t.min_respondents} sources, {t.min_interview_respondents} of them interviewed.")
-    else:
-        rating = _verdict(balance.score, rules)
-        needs = rules.practice
-        practice_short = (practice_weight < needs.voldoende_min_practice_weight or score_practice is None
-                          or score_practice <= needs.voldoende_min_practice_score)
-        if rating == "voldoende" and practice_short:
-            rating = "matig"
-            caveats.append("practice_not_shown")
-            notes_nl.append("Het aanbod (ruimte, budget, toestemming) is er, maar de praktijk laat niet zien dat het "
-                            "ook gebruikt wordt: daarom matig en niet voldoende (praktijk weegt zwaarder dan aanbod).")
-            notes_en.append("The provision (room, budget, permission) exists, but practice does not show it is "
-                            "used: hence moderate, not sufficient (practice outweighs provision).")
-        if gap is not None and abs(gap) >= rules.role_agreement.contested_gap:
-            caveats.append("contested")
-            if rules.role_agreement.pull_to_matig and rating in ("voldoende", "onvoldoende"):
-                rating = "matig"
-                notes_nl.append("Manager en beleidsmedewerker spreken elkaar tegen: daarom matig.")
-                notes_en.append("Manager and policy officer contradict each other: hence moderate.")
+    notes_nl, notes_en = [], []
+    if rating == "onvoldoende_bewijs":
+        notes_nl.append(f"Te weinig bewijs voor een oordeel: nodig zijn bronnen die samen ten minste "
+                        f"{_num(t.min_sources.municipality, 'nl', False)} bron tellen (nu "
+                        f"{_num(balance.n_sources, 'nl', False)}), waarvan {t.min_interview_respondents} geïnterviewd.")
+        notes_en.append(f"Not enough evidence for a verdict: it takes sources that together count as at least "
+                        f"{_num(t.min_sources.municipality, 'en', False)} source (now "
+                        f"{_num(balance.n_sources, 'en', False)}), {t.min_interview_respondents} of them interviewed.")
+    for caveat in decision.caveats:
+        nl, en = _CAVEAT_NOTES[caveat]
+        notes_nl.append(nl)
+        notes_en.append(en)
+    stability = _stability(fragments, answers, code, codebook, rules, "municipality", False, rating)
+    sources_for, sources_against = _support(balance, rating, rules)
     plus, minus, neutral = _shares(fragments)
     c = rules.confidence
     confidence = 0.0
     if rating != "onvoldoende_bewijs":
         agreement = 1.0 - c.contested_penalty * min(1.0, abs(gap or 0.0) / rules.role_agreement.contested_gap)
-        confidence = ((1.0 - math.exp(-weight / c.evidence_scale)) * min(1.0, len(interviewed) / c.full_respondents)
+        confidence = ((1.0 - math.exp(-balance.n_sources / c.evidence_scale))
+                      * min(1.0, len(interviewed) / c.full_respondents)
                       * agreement * _margin(balance.score, (t.voldoende, t.onvoldoende), rules))
     cite = _cite(respondents, answers)
     head_nl = f"{label.label_nl} in {municipality}: {_VERDICT_NL[rating]} (score {_num(balance.score, 'nl')})."
     head_en = f"{label.label_en} in {municipality}: {_VERDICT_EN[rating]} (score {_num(balance.score, 'en')})."
-    body_nl = [f"{n_utterances} fragmenten van {len(respondents)} bronnen, gewogen {plus:.0%} positief, "
+    body_nl = [f"{n_utterances} fragmenten van {len(respondents)} bronnen (effectief "
+               f"{_num(balance.n_sources, 'nl', False)}), gewogen {plus:.0%} positief, "
                f"{minus:.0%} negatief en {neutral:.0%} neutraal {cite}.".replace(" .", ".")]
-    body_en = [f"{n_utterances} fragments from {len(respondents)} sources, weighted {plus:.0%} positive, "
+    body_en = [f"{n_utterances} fragments from {len(respondents)} sources (effective "
+               f"{_num(balance.n_sources, 'en', False)}), weighted {plus:.0%} positive, "
                f"{minus:.0%} negative and {neutral:.0%} neutral {cite}.".replace(" .", ".")]
+    _support_lines(body_nl, body_en, rating, sources_for, sources_against, stability, len(respondents))
     if fragments:
         body_nl.append(f"Praktijk: {_tone(score_practice, rules, 'nl')} ({_num(score_practice, 'nl')}); "
                        f"aanbod: {_tone(score_provision, rules, 'nl')} ({_num(score_provision, 'nl')}).")
@@ -164,81 +257,91 @@ def _rate_cell(municipality: str, code: str, fragments: Sequence[_Fragment], ans
         evidence=_ordered_evidence(fragments, rating), respondents=respondents,
         score_practice=_round(score_practice), score_provision=_round(score_provision),
         score_documents=_round(score_documents), score_questionnaire=_round(score_questionnaire),
-        n_questionnaire=len(answers), caveats=tuple(caveats),
+        n_questionnaire=len(answers), caveats=decision.caveats, level="municipality", region=region,
+        n_sources=round(balance.n_sources, 4), sources_for=sources_for, sources_against=sources_against,
+        stability=stability,
     )
 
 
-def _rate_region(code: str, municipal: Sequence[Rating], regional: Sequence[_Fragment],
+def _rate_region(region: str, code: str, municipal: Sequence[Rating], regional: Sequence[_Fragment],
                  all_fragments: Sequence[_Fragment], answers: Sequence[_Answer], codebook: Codebook,
                  rules: RatingRules) -> Rating:
+    """The region's verdict from all its sources pooled; the municipal verdicts as a second view."""
     label = codebook[code]
     rated = [r for r in municipal if r.rating != "onvoldoende_bewijs" and r.score is not None]
-    regional_balance = _balance(regional, (), code, codebook, rules)
-    sources = [(r.score, 1.0) for r in rated]
-    if regional_balance.score is not None and rated:
-        saturation = rules.evidence.respondent_saturation
-        weight = math.fsum(f.weight for f in regional)
-        sources.append((regional_balance.score, rules.evidence.source_weights.regio * min(1.0, weight / saturation)))
-    score = _mean(sources)  # type: ignore[arg-type]
-    score_practice = _balance([f for f in all_fragments if f.facet == "practice"], (), code, codebook, rules).score
-    score_provision = _balance([f for f in all_fragments if f.facet == "provision"], (), code, codebook, rules).score
     counts = {v: sum(1 for r in rated if r.rating == v) for v in ("voldoende", "matig", "onvoldoende")}
     scores = sorted((r.score, r.municipality) for r in rated)  # type: ignore[misc]
     spread = scores[-1][0] - scores[0][0] if scores else None
-    t, caveats, notes_nl, notes_en = rules.thresholds, [], [], []
     divergence = rules.region.divergence
-    if len(rated) < rules.region.min_municipalities or score is None:
-        rating = "onvoldoende_bewijs"
-        notes_nl.append(f"Te weinig gemeenten met een oordeel (nodig: {rules.region.min_municipalities}).")
-        notes_en.append(f"Too few municipalities with a verdict (needed: {rules.region.min_municipalities}).")
-    else:
-        rating = _verdict(score, rules)
-        if rating == "voldoende" and (score_practice is None
-                                      or score_practice <= rules.practice.voldoende_min_practice_score):
-            rating = "matig"
-            caveats.append("practice_not_shown")
-            notes_nl.append("In de praktijk blijkt het minder dan het aanbod doet vermoeden: daarom matig.")
-            notes_en.append("Practice shows less than the provision suggests: hence moderate.")
-        if (counts["voldoende"] >= divergence.min_each_side and counts["onvoldoende"] >= divergence.min_each_side
-                and spread is not None and spread >= divergence.min_spread):
-            caveats.append("divergent")
-            if rating != "matig":
-                rating = "matig"
-                notes_nl.append(f"De gemeenten lopen sterk uiteen (spreiding {_num(spread, 'nl', False)}): "
-                                "het regionale oordeel is daarom matig.")
-                notes_en.append(f"Municipalities diverge strongly (spread {_num(spread, 'en', False)}): "
-                                "the regional verdict is therefore moderate.")
-            else:
-                notes_nl.append(f"De gemeenten lopen sterk uiteen (spreiding {_num(spread, 'nl', False)}).")
-                notes_en.append(f"Municipalities diverge strongly (spread {_num(spread, 'en', False)}).")
-    m_score, b_score = _role_score(all_fragments, "manager"), _role_score(all_fragments, "beleidsmedewerker")
-    gap = None if m_score is None or b_score is None else m_score - b_score
+    divergent = (counts["voldoende"] >= divergence.min_each_side and counts["onvoldoende"] >= divergence.min_each_side
+                 and spread is not None and spread >= divergence.min_spread)
+    plain = _decide(all_fragments, answers, code, codebook, rules, "region")
+    decision = _decide(all_fragments, answers, code, codebook, rules, "region", divergent) if divergent else plain
+    balance, rating, score = decision.balance, decision.rating, decision.balance.score
+    pull = divergent and plain.rating in ("voldoende", "onvoldoende")
+    score_practice = decision.practice.score
+    score_provision = _balance([f for f in all_fragments if f.facet == "provision"], (), code, codebook, rules).score
+    t, notes_nl, notes_en = rules.thresholds, [], []
+    if rating == "onvoldoende_bewijs":
+        notes_nl.append(f"Te weinig bewijs in de regio: de bronnen tellen samen "
+                        f"{_num(balance.n_sources, 'nl', False)} (nodig: {_num(t.min_sources.region, 'nl', False)}).")
+        notes_en.append(f"Not enough evidence in the region: the sources count as "
+                        f"{_num(balance.n_sources, 'en', False)} together (needed: "
+                        f"{_num(t.min_sources.region, 'en', False)}).")
+    if "practice_not_shown" in decision.caveats:
+        notes_nl.append("In de praktijk blijkt het minder dan het aanbod doet vermoeden: daarom matig.")
+        notes_en.append("Practice shows less than the provision suggests: hence moderate.")
+    if "divergent" in decision.caveats:
+        if pull:
+            notes_nl.append(f"De gemeenten lopen sterk uiteen (spreiding {_num(spread, 'nl', False)}): "
+                            "het regionale oordeel is daarom matig.")
+            notes_en.append(f"Municipalities diverge strongly (spread {_num(spread, 'en', False)}): "
+                            "the regional verdict is therefore moderate.")
+        else:
+            notes_nl.append(f"De gemeenten lopen sterk uiteen (spreiding {_num(spread, 'nl', False)}).")
+            notes_en.append(f"Municipalities diverge strongly (spread {_num(spread, 'en', False)}).")
+    stability = _stability(all_fragments, answers, code, codebook, rules, "region", divergent, rating)
+    sources_for, sources_against = _support(balance, rating, rules)
+    gap = decision.gap
     plus, minus, neutral = _shares(all_fragments)
     respondents = tuple(sorted({f.respondent for f in all_fragments}))
     confidence = 0.0
-    if rating != "onvoldoende_bewijs" and municipal:
+    if rating != "onvoldoende_bewijs":
         agreement = 1.0 - rules.confidence.contested_penalty * min(1.0, (spread or 0.0) / 2.0)
-        confidence = (len(rated) / len(municipal)) * agreement * _margin(score, (t.voldoende, t.onvoldoende), rules)
+        confidence = ((1.0 - math.exp(-balance.n_sources / rules.confidence.evidence_scale)) * agreement
+                      * _margin(score, (t.voldoende, t.onvoldoende), rules))
     cite = _cite(respondents, answers)
     tally_nl = ", ".join(f"{counts[v]} {_VERDICT_NL[v]}" for v in counts)
     tally_en = ", ".join(f"{counts[v]} {_VERDICT_EN[v]}" for v in counts)
-    body_nl = [f"{len(rated)} van {len(municipal)} gemeenten beoordeeld: {tally_nl}."]
-    body_en = [f"{len(rated)} of {len(municipal)} municipalities rated: {tally_en}."]
+    body_nl = [f"Alle bronnen van de regio samen: {len(respondents)} bronnen (effectief "
+               f"{_num(balance.n_sources, 'nl', False)}), gewogen {plus:.0%} positief, {minus:.0%} negatief en "
+               f"{neutral:.0%} neutraal."]
+    body_en = [f"All sources of the region together: {len(respondents)} sources (effective "
+               f"{_num(balance.n_sources, 'en', False)}), weighted {plus:.0%} positive, {minus:.0%} negative and "
+               f"{neutral:.0%} neutral."]
+    _support_lines(body_nl, body_en, rating, sources_for, sources_against, stability, len(respondents))
+    if all_fragments:
+        body_nl.append(f"Praktijk: {_tone(score_practice, rules, 'nl')} ({_num(score_practice, 'nl')}); "
+                       f"aanbod: {_tone(score_provision, rules, 'nl')} ({_num(score_provision, 'nl')}).")
+        body_en.append(f"Practice: {_tone(score_practice, rules, 'en')} ({_num(score_practice, 'en')}); "
+                       f"provision: {_tone(score_provision, rules, 'en')} ({_num(score_provision, 'en')}).")
+    body_nl.append(f"Per gemeente: {len(rated)} van {len(municipal)} gemeenten beoordeeld: {tally_nl}.")
+    body_en.append(f"Per municipality: {len(rated)} of {len(municipal)} municipalities rated: {tally_en}.")
     if scores:
         body_nl.append(f"Hoogst {scores[-1][1]} ({_num(scores[-1][0], 'nl')}), laagst {scores[0][1]} "
                        f"({_num(scores[0][0], 'nl')}).")
         body_en.append(f"Highest {scores[-1][1]} ({_num(scores[-1][0], 'en')}), lowest {scores[0][1]} "
                        f"({_num(scores[0][0], 'en')}).")
-    _source_lines(body_nl, body_en, ("Regionale respondent", "Regional respondent"), regional,
-                  regional_balance.score, rules)
+    _source_lines(body_nl, body_en, ("Over de regio zelf", "About the region itself"), regional,
+                  _balance(regional, (), code, codebook, rules).score, rules)
     _questionnaire_lines(body_nl, body_en, answers)
     if cite:
         body_nl.append(f"Bronnen {cite}.")
         body_en.append(f"Sources {cite}.")
-    head_nl = f"{label.label_nl} in de regio: {_VERDICT_NL[rating]} (score {_num(score, 'nl')})."
-    head_en = f"{label.label_en} in the region: {_VERDICT_EN[rating]} (score {_num(score, 'en')})."
+    head_nl = f"{label.label_nl} in {region}: {_VERDICT_NL[rating]} (score {_num(score, 'nl')})."
+    head_en = f"{label.label_en} in {region}: {_VERDICT_EN[rating]} (score {_num(score, 'en')})."
     return Rating(
-        municipality=REGION, code=code, rating=rating, score=_round(score), confidence=round(confidence, 3),
+        municipality=region, code=code, rating=rating, score=_round(score), confidence=round(confidence, 3),
         n_utterances=len({f.utterance_id for f in all_fragments}), n_respondents=len(respondents),
         share_plus=plus, share_minus=minus, share_neutral=neutral, role_agreement=_round(gap),
         rationale_nl=" ".join([head_nl, *body_nl, *notes_nl]), rationale_en=" ".join([head_en, *body_en, *notes_en]),
@@ -246,29 +349,51 @@ def _rate_region(code: str, municipal: Sequence[Rating], regional: Sequence[_Fra
         score_practice=_round(score_practice), score_provision=_round(score_provision),
         score_documents=_round(_mean((f.value, f.weight) for f in all_fragments if f.role == "document")),
         score_questionnaire=_round(math.fsum(a.score for a in answers) / len(answers) if answers else None),
-        n_questionnaire=len(answers), caveats=tuple(caveats),
+        n_questionnaire=len(answers), caveats=decision.caveats, level="region", region=region,
+        n_sources=round(balance.n_sources, 4), sources_for=sources_for, sources_against=sources_against,
+        stability=stability,
     )
 
 
+def _places(pairs: Iterable[tuple[str, _Fragment]], answers: dict[tuple[str, str], list[_Answer]],
+            regions: Mapping[str, str], default: str) -> dict[str, list[str]]:
+    """Region -> its municipalities (sorted), from the fragments, the answers and the mapping."""
+    places: dict[str, set[str]] = defaultdict(set)
+    names = set(regions.values())
+    only = next(iter(names)) if len(names) == 1 else default
+    for _, fragment in pairs:
+        places[fragment.region]
+        if not fragment.about_region:
+            places[fragment.region].add(fragment.municipality)
+    for municipality, _ in answers:
+        if municipality not in names and municipality != default:
+            places[regions.get(municipality, only)].add(municipality)
+    return {region: sorted(members) for region, members in sorted(places.items())}
+
+
 def _municipalities(fragments: Iterable[_Fragment], answers: dict[tuple[str, str], list[_Answer]]) -> list[str]:
-    names = {f.municipality for f in fragments if f.role != "regio"} | {m for m, _ in answers}
-    return sorted(names - {REGION})
+    names = {f.municipality for f in fragments if not f.about_region} | {m for m, _ in answers}
+    regions = {f.region for f in fragments}
+    return sorted(names - regions)
 
 
 def rate_incentives(codings: pd.DataFrame | CodedFragments, codebook: Codebook, rules: RatingRules,
-                    questionnaire: pd.DataFrame | None = None) -> list[Rating]:
-    """Rate every incentive per municipality and for the region.
+                    questionnaire: pd.DataFrame | None = None, regions: Mapping[str, str] | None = None
+                    ) -> list[Rating]:
+    """Rate every incentive per municipality and per region.
 
     Parameters
     ----------
     codings : pandas.DataFrame or CodedFragments
         One row per (utterance, code) with the columns of :data:`CODING_COLUMNS` (``text`` is
         optional and unused here; an optional ``direction_p``, the probability of the predicted
-        direction, multiplies the weight). Where an utterance has a human row (a human row with
-        an empty ``code`` says "annotated, no code"), its predicted rows are
-        dropped; predictions under ``evidence.min_predicted_weight`` are not evidence. Rows of
-        the regional respondent (role ``regio``) feed the region rows only. Or the same
-        table gathered a part at a time by :func:`coded_fragments`.
+        direction, multiplies the weight; an optional ``region`` names the row's region). Where
+        an utterance has a human row (a human row with an empty ``code`` says "annotated, no
+        code"), its predicted rows are dropped; predictions under
+        ``evidence.min_predicted_weight`` are not evidence. Rows of a regional respondent (role
+        ``regio``) and rows whose municipality is a region's name speak of the region itself
+        and feed its region row only. Or the same table gathered a part at a time by
+        :func:`coded_fragments` (with the same ``regions``).
     codebook : Codebook
         The codebook the codings were made with; its incentives are rated.
     rules : RatingRules
@@ -277,13 +402,18 @@ def rate_incentives(codings: pd.DataFrame | CodedFragments, codebook: Codebook, 
         Questionnaire evidence with the columns of :data:`QUESTIONNAIRE_COLUMNS` (``score`` in
         [-1, 1], +1 = incentive present), a separate source weighted by
         ``evidence.source_weights.questionnaire``. None or empty: no questionnaire.
+    regions : mapping, optional
+        Municipality -> region (:func:`pipeline.rating.evidence.read_regions`). Without it and
+        without a ``region`` column every municipality belongs to one region named
+        ``rules.region.default_name``.
 
     Returns
     -------
     list of Rating
-        One per municipality (sorted) and incentive (codebook order), then one per incentive
-        with ``municipality == "regio"``. Municipalities without evidence on an incentive get
-        ``onvoldoende_bewijs``.
+        One per municipality (sorted) and incentive (codebook order), ``level ==
+        "municipality"``; then per region (sorted) one per incentive with ``level ==
+        "region"`` and the region's name in ``municipality``. Cells whose sources are silent
+        get ``onvoldoende_bewijs``.
 
     Raises
     ------
@@ -292,27 +422,31 @@ def rate_incentives(codings: pd.DataFrame | CodedFragments, codebook: Codebook, 
     UnknownCodeError
         A code is not in ``codebook``.
     """
-    pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules)
+    regions = dict(regions or {})
+    pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules, regions)
     answers = _answers(questionnaire)
     incentives = set(codebook.incentives)
     by_cell: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
-    regional: dict[str, list[_Fragment]] = defaultdict(list)
+    regional: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
     for code, fragment in pairs:
         if code in incentives:
-            if fragment.role == "regio":
-                regional[code].append(fragment)
+            if fragment.about_region:
+                regional[(fragment.region, code)].append(fragment)
             else:
                 by_cell[(fragment.municipality, code)].append(fragment)
-    municipalities = _municipalities((f for _, f in pairs), answers)
+    places = _places(pairs, answers, regions, rules.region.default_name)
+    region_of = {m: region for region, members in places.items() for m in members}
     ratings: list[Rating] = []
-    for municipality in municipalities:
+    for municipality in sorted(region_of):
         for code in codebook.incentives:
             ratings.append(_rate_cell(municipality, code, by_cell.get((municipality, code), []),
-                                      answers.get((municipality, code), []), codebook, rules))
-    for code in codebook.incentives:
-        municipal = [r for r in ratings if r.code == code]
-        everything = [f for m in municipalities for f in by_cell.get((m, code), [])] + regional.get(code, [])
-        region_answers = [a for m in municipalities for a in answers.get((m, code), [])]
-        ratings.append(_rate_region(code, municipal, regional.get(code, []), everything, region_answers,
-                                    codebook, rules))
+                                      answers.get((municipality, code), []), codebook, rules,
+                                      region=region_of[municipality]))
+    for region, members in places.items():
+        for code in codebook.incentives:
+            municipal = [r for r in ratings if r.code == code and r.region == region and r.level == "municipality"]
+            everything = [f for m in members for f in by_cell.get((m, code), [])] + regional.get((region, code), [])
+            region_answers = [a for m in members for a in answers.get((m, code), [])]
+            ratings.append(_rate_region(region, code, municipal, regional.get((region, code), []), everything,
+                                        region_answers, codebook, rules))
     return ratings

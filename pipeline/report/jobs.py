@@ -4,6 +4,7 @@ the command line and the Prefect flows."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,16 +28,17 @@ class RateResult:
 
 def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, model_id: str,
                  questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
-                 region_name: str = "de regio") -> RateResult:
+                 region_name: str = "de regio", regions: Mapping[str, str] | None = None) -> RateResult:
     """Rate incentives and context from a codings table; write ratings.json/.csv and, with
-    ``report``, the HTML, Markdown and Excel report."""
+    ``report``, the HTML, Markdown and Excel report. ``regions``: municipality -> region
+    (:func:`pipeline.rating.read_regions`); a ``region`` column in ``codings`` works too."""
     from pipeline.rating import compare_municipalities, load_rating_rules, rate_context, rate_incentives, write_ratings
     from pipeline.report.provenance import provenance_from_codings
     from pipeline.report.render import write_report
 
     rules = load_rating_rules()
-    ratings = rate_incentives(codings, codebook, rules, questionnaire)
-    context = rate_context(codings, codebook, rules)
+    ratings = rate_incentives(codings, codebook, rules, questionnaire, regions)
+    context = rate_context(codings, codebook, rules, regions)
     files = list(write_ratings(ratings, out_dir))
     if report:
         provenance = provenance_from_codings(codings, model_id=model_id, codebook_version=codebook.version,
@@ -53,7 +55,8 @@ QUOTE_COLUMNS = ["utterance_id", "code", "respondent", "text", "direction", "fac
 
 def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str,
                questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
-               region_name: str = "de regio", municipalities_per_frame: int = 10) -> RateResult:
+               region_name: str = "de regio", municipalities_per_frame: int = 10,
+               regions: Mapping[str, str] | None = None) -> RateResult:
     """:func:`rate_codings` of the store's codings (:meth:`Store.codings_frame`), streamed.
 
     The codings are read a few municipalities at a time and each part is reduced to its
@@ -70,7 +73,7 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
         Where ratings.json/.csv and the report are written.
     model_id : str
         Whose predictions are rated, beside the human annotations.
-    questionnaire, report, fictional, region_name
+    questionnaire, report, fictional, region_name, regions
         As for :func:`rate_codings`.
     municipalities_per_frame : int
         Municipalities read at a time.
@@ -97,7 +100,7 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
     quotes: list[pd.DataFrame] = []
     n = dict.fromkeys(("transcripts", "documents", "utterances", "human", "predicted", "rows"), 0)
     for frame in store.iter_codings_frames(model_id, municipalities_per_frame=municipalities_per_frame):
-        part = coded_fragments(frame.drop(columns="text"), codebook, rules)
+        part = coded_fragments(frame.drop(columns="text"), codebook, rules, regions)
         parts.append(part)
         # a transcript and its utterances belong to one municipality: counts add up over parts
         documents = frame["role"] == "document"
@@ -114,8 +117,8 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
         del frame
     fragments = CodedFragments.join(parts)
     del parts
-    ratings = rate_incentives(fragments, codebook, rules, questionnaire)
-    context = rate_context(fragments, codebook, rules)
+    ratings = rate_incentives(fragments, codebook, rules, questionnaire, regions)
+    context = rate_context(fragments, codebook, rules, regions)
     files = list(write_ratings(ratings, out_dir))
     if report:
         provenance = Provenance(model_id=model_id, codebook_version=codebook.version, rules_version=rules.version,

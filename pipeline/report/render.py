@@ -22,7 +22,6 @@ from openpyxl.utils import get_column_letter
 
 from pipeline.codebook import Codebook
 from pipeline.rating import (
-    REGION,
     ContextRating,
     Differences,
     Rating,
@@ -54,8 +53,22 @@ class ReportFiles:
     excel: Path
 
 
-def _municipalities(ratings: Sequence[Rating]) -> list[str]:
-    return sorted({r.municipality for r in ratings} - {REGION})
+def _municipalities(ratings: Sequence[Rating] | Sequence[ContextRating]) -> list[str]:
+    return sorted({r.municipality for r in ratings if r.level == "municipality"})
+
+
+def _regions(ratings: Sequence[Rating] | Sequence[ContextRating]) -> list[str]:
+    """The regions rated (issue 17: regions come from data), in the order of their rows."""
+    return list(dict.fromkeys(r.municipality for r in ratings if r.level == "region"))
+
+
+def _support_nl(rating: Rating) -> str:
+    """Which sources carry the verdict, which pull the other way, and its stability (issue 17)."""
+    if rating.rating == "onvoldoende_bewijs":
+        return f"Bronnen samen {rating.n_sources:.2f} (effectief)".replace(".", ",") + "."
+    stability = "–" if rating.stability is None else f"{rating.stability:.0%}"
+    return (f"Voor: {'; '.join(rating.sources_for) or '–'}. Tegen: {'; '.join(rating.sources_against) or '–'}. "
+            f"Stabiliteit (één bron weggelaten): {stability}.")
 
 
 def _quotes(rating: Rating, fragments: Mapping[tuple[str, str], tuple[str, str, str, str]],
@@ -145,20 +158,21 @@ def _heatmap_html(ratings: Sequence[Rating], codebook: Codebook) -> str:
     municipalities = _municipalities(ratings)
     by_cell = {(r.municipality, r.code): r for r in ratings}
     codes = [c for c in codebook.incentives if any(r.code == c for r in ratings)]
+    regions = _regions(ratings)
     head = "".join(f'<th class="muni" scope="col">{_e(m)}</th>' for m in municipalities)
-    lines = [f'<table class="heatmap"><thead><tr><th scope="col">Prikkel</th>{head}'
-             f'<th class="muni region" scope="col">Regio</th></tr></thead><tbody>']
+    head += "".join(f'<th class="muni region" scope="col">{_e(r)}</th>' for r in regions)
+    lines = [f'<table class="heatmap"><thead><tr><th scope="col">Prikkel</th>{head}</tr></thead><tbody>']
     for block, block_codes in _rows_by_block(codebook, codes):
         if block:
-            lines.append(f'<tr class="block"><th colspan="{len(municipalities) + 2}">{_e(codebook[block].label_nl)}'
-                         "</th></tr>")
+            lines.append(f'<tr class="block"><th colspan="{len(municipalities) + len(regions) + 1}">'
+                         f"{_e(codebook[block].label_nl)}</th></tr>")
         for code in block_codes:
             cells = []
-            for municipality in [*municipalities, REGION]:
+            for municipality in [*municipalities, *regions]:
                 rating = by_cell.get((municipality, code))
                 verdict = rating.rating if rating else "onvoldoende_bewijs"
                 title = rating.rationale_nl if rating else "geen gegevens"
-                extra = " region" if municipality == REGION else ""
+                extra = " region" if municipality in regions else ""
                 cells.append(f'<td class="cell r-{_e(verdict)}{extra}" title="{_e(title)}">'
                              f'{_e(LETTERS[verdict])}</td>')
             lines.append(f'<tr><th scope="row">{_e(codebook[code].label_nl)}</th>{"".join(cells)}</tr>')
@@ -175,12 +189,14 @@ def _legend_html() -> str:
 def _region_html(ratings: Sequence[Rating], codebook: Codebook,
                  texts: Mapping[tuple[str, str], tuple[str, str, str, str]]) -> str:
     parts = []
-    for rating in (r for r in ratings if r.municipality == REGION):
+    several = len(_regions(ratings)) > 1
+    for rating in (r for r in ratings if r.level == "region"):
         quotes = "".join(f"<blockquote>“{_e(text)}”<cite>({_e(respondent)})</cite></blockquote>"
                          for respondent, text in _quotes(rating, texts))
+        where = f" – {_e(rating.municipality)}" if several else ""
         parts.append(
-            f'<div class="verdict"><h3>{_e(codebook[rating.code].label_nl)} {_badge(rating.rating)}</h3>'
-            f"<p>{_e(rating.rationale_nl)}</p>{quotes}"
+            f'<div class="verdict"><h3>{_e(codebook[rating.code].label_nl)}{where} {_badge(rating.rating)}</h3>'
+            f"<p>{_e(rating.rationale_nl)}</p><p class=\"small\">{_e(_support_nl(rating))}</p>{quotes}"
             f'<details><summary class="small">English</summary><p class="small">{_e(rating.rationale_en)}</p>'
             f'</details><p class="small">Betrouwbaarheid {_e(f"{rating.confidence:.2f}")}; '
             f"{rating.n_utterances} fragmenten, {rating.n_respondents} bronnen.</p></div>")
@@ -220,22 +236,24 @@ def _differences_html(differences: Differences | None, codebook: Codebook) -> st
 def _context_html(context: Sequence[ContextRating], codebook: Codebook) -> str:
     if not context:
         return "<p>Geen context beoordeeld.</p>"
-    municipalities = sorted({c.municipality for c in context} - {REGION})
+    municipalities = _municipalities(context)
+    regions = _regions(context)
     codes = list(dict.fromkeys(c.code for c in context))
     by_cell = {(c.municipality, c.code): c for c in context}
     head = "".join(f'<th class="muni" scope="col">{_e(m)}</th>' for m in municipalities)
+    head += "".join(f'<th class="muni region">{_e(r)}</th>' for r in regions)
     rows = []
     for code in codes:
         cells = "".join(
-            f'<td class="cell r-{_e(c.verdict)}{" region" if m == REGION else ""}" title="{_e(c.rationale_nl)}">'
+            f'<td class="cell r-{_e(c.verdict)}{" region" if m in regions else ""}" title="{_e(c.rationale_nl)}">'
             f"{_e(LETTERS[c.verdict])}</td>"
-            for m in [*municipalities, REGION] if (c := by_cell.get((m, code))) is not None)
+            for m in [*municipalities, *regions] if (c := by_cell.get((m, code))) is not None)
         rows.append(f'<tr><th scope="row">{_e(codebook[code].label_nl)}</th>{cells}</tr>')
     legend = "".join(f'<span class="badge r-{v}">{_e(LETTERS[v])} = {LABELS_NL[v]}</span> '
                      for v in ("bevorderend", "gemengd", "belemmerend", "onvoldoende_bewijs"))
-    region = "".join(f"<li>{_e(c.rationale_nl)}</li>" for c in context if c.municipality == REGION)
+    region = "".join(f"<li>{_e(c.rationale_nl)}</li>" for c in context if c.level == "region")
     return (f'<p class="legend">{legend}</p><table class="heatmap"><thead><tr><th>Context</th>{head}'
-            f'<th class="muni region">Regio</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             f"<h3>De regio</h3><ul>{region}</ul>")
 
 
@@ -319,6 +337,7 @@ def render_markdown(ratings: Sequence[Rating], codebook: Codebook, provenance: P
     """The report as Markdown (tables with letters instead of colours)."""
     texts = _fragments(codings)
     municipalities = _municipalities(ratings)
+    regions = _regions(ratings)
     by_cell = {(r.municipality, r.code): r for r in ratings}
     lines = [f"# Leren stimuleren in {_md(region_name)}", ""]
     if fictional:
@@ -328,14 +347,17 @@ def render_markdown(ratings: Sequence[Rating], codebook: Codebook, provenance: P
               f"{_md(provenance.rules_version)}.", "", "## Hoe lees je dit rapport?", "", _md(_HOW_TO_READ), "",
               "## 1. Overzicht: gemeente × prikkel", "",
               "V = voldoende, M = matig, O = onvoldoende, ? = onvoldoende bewijs.", "",
-              "| prikkel | " + " | ".join(_md(m) for m in municipalities) + " | regio |",
-              "|---" * (len(municipalities) + 2) + "|"]
+              "| prikkel | " + " | ".join(_md(m) for m in [*municipalities, *regions]) + " |",
+              "|---" * (len(municipalities) + len(regions) + 1) + "|"]
     for code in (c for c in codebook.incentives if any(r.code == c for r in ratings)):
-        cells = [LETTERS[by_cell[(m, code)].rating] if (m, code) in by_cell else "?" for m in [*municipalities, REGION]]
+        cells = [LETTERS[by_cell[(m, code)].rating] if (m, code) in by_cell else "?"
+                 for m in [*municipalities, *regions]]
         lines.append(f"| {_md(codebook[code].label_nl)} | " + " | ".join(cells) + " |")
     lines += ["", "## 2. Oordeel voor de regio, per prikkel", ""]
-    for rating in (r for r in ratings if r.municipality == REGION):
-        lines += [f"### {_md(codebook[rating.code].label_nl)}: {LABELS_NL[rating.rating]}", "", _md(rating.rationale_nl), ""]
+    for rating in (r for r in ratings if r.level == "region"):
+        where = f" ({_md(rating.municipality)})" if len(regions) > 1 else ""
+        lines += [f"### {_md(codebook[rating.code].label_nl)}{where}: {LABELS_NL[rating.rating]}", "",
+                  _md(rating.rationale_nl), "", _md(_support_nl(rating)), ""]
         lines += [f"> “{_md(text)}” ({_md(respondent)})\n" for respondent, text in _quotes(rating, texts)]
     lines += ["## 3. Verschillen tussen gemeenten", ""]
     if differences is not None:
@@ -349,16 +371,16 @@ def render_markdown(ratings: Sequence[Rating], codebook: Codebook, provenance: P
                   + (" (en omgekeerd op een andere prikkel)" if p.mutual else "") for p in differences.pairs]
     lines += ["", "## 4. Institutionele context", ""]
     if context:
-        context_munis = sorted({c.municipality for c in context} - {REGION})
+        context_munis = [*_municipalities(context), *_regions(context)]
         by_context = {(c.municipality, c.code): c for c in context}
         lines += ["\\+ = bevorderend, ± = gemengd, − = belemmerend, ? = onvoldoende bewijs.", "",
-                  "| context | " + " | ".join(_md(m) for m in context_munis) + " | regio |",
-                  "|---" * (len(context_munis) + 2) + "|"]
+                  "| context | " + " | ".join(_md(m) for m in context_munis) + " |",
+                  "|---" * (len(context_munis) + 1) + "|"]
         for code in dict.fromkeys(c.code for c in context):
             cells = [LETTERS[by_context[(m, code)].verdict] if (m, code) in by_context else "?"
-                     for m in [*context_munis, REGION]]
+                     for m in context_munis]
             lines.append(f"| {_md(codebook[code].label_nl)} | " + " | ".join(cells) + " |")
-        lines += [""] + [f"- {_md(c.rationale_nl)}" for c in context if c.municipality == REGION]
+        lines += [""] + [f"- {_md(c.rationale_nl)}" for c in context if c.level == "region"]
     lines += ["", "## 5. Waar dit rapport op berust", "", "| | |", "|---|---|"]
     lines += [f"| {_md(k)} | {_md(v)} |" for k, v in _provenance_rows(provenance)]
     lines += ["", "Respondenten worden alleen met hun code genoemd, nooit met hun naam.", ""]
@@ -392,7 +414,7 @@ def _sheet(workbook: Workbook, title: str, frame: pd.DataFrame) -> None:
 def _heatmap_sheet(workbook: Workbook, ratings: Sequence[Rating], codebook: Codebook) -> None:
     sheet = workbook.active
     sheet.title = "Overzicht"
-    municipalities = [*_municipalities(ratings), REGION]
+    municipalities = [*_municipalities(ratings), *_regions(ratings)]
     by_cell = {(r.municipality, r.code): r for r in ratings}
     sheet.append(["prikkel", *municipalities])
     for cell in sheet[1]:
