@@ -68,8 +68,8 @@ def load_seed(seed_dir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("file", nargs="?", default=os.path.join(HERE, "extra.jsonl"))
-    ap.add_argument("--codebook", default="/work/main/annotations/codebook/garvin2008.yaml")
-    ap.add_argument("--seed-dir", default="/work/main/annotations/seed")
+    ap.add_argument("--codebook", default=os.path.join(HERE, "..", "codebook", "garvin2008.yaml"))
+    ap.add_argument("--seed-dir", default=os.path.join(HERE, "..", "seed"))
     ap.add_argument("--fuzzy", type=float, default=0.85)
     args = ap.parse_args()
 

@@ -14,8 +14,10 @@ import argparse, collections, json, os, re, sys
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CODEBOOK = "/work/main/annotations/codebook/garvin2008.yaml"
-DEFAULT_THESIS = "/work/shared/thesis/scriptie-leren-stimuleren-achterhoek.txt"
+DEFAULT_CODEBOOK = os.path.join(HERE, "..", "codebook", "garvin2008.yaml")
+# the thesis excerpt is not shipped with codeer: give its path with --thesis or CODEER_THESIS_TXT
+DEFAULT_THESIS = os.environ.get("CODEER_THESIS_TXT", os.path.join(HERE, "..", "..", "..", "shared", "thesis",
+                                                                  "scriptie-leren-stimuleren-achterhoek.txt"))
 CODABLE_KINDS = {"incentive", "context", "building_block"}
 DIRECTIONS = {"+", "-", "0", None}
 FACETS = {"provision", "practice", None}

@@ -47,13 +47,14 @@ def run_evaluation(
                               "codes": data.codes, "skipped_codes": skipped, "config": asdict(config),
                               "encoders": {}, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     chosen = config.encoder if config.encoder != "default" else "e5+use"
-    loaded = {}
+    loaded, models = {}, {}
     for name in dict.fromkeys([chosen, *encoders]):
         started = time.perf_counter()
         loaded[name] = load_encoder(name)
         X, _, _ = featurize(data.texts, loaded[name], questions=data.questions, cache=cache)
         fit, _ = model_fitter(codebook, data.codes, loaded[name], config, cache=cache)
-        real = yardstick_report(fit(X, data), codebook, loaded[name], cache=cache, baselines=False)
+        models[name] = fit(X, data)
+        real = yardstick_report(models[name], codebook, loaded[name], cache=cache, baselines=False)
         report["encoders"][name] = {"encoder_id": loaded[name].encoder_id,
                                     "yardstick": real["model"] if real else None,
                                     "seconds": round(time.perf_counter() - started, 1)}
@@ -81,7 +82,7 @@ def run_evaluation(
     if holdout:
         test, _ = drop_rare_codes(training_set(holdout, codebook), 0)
         X_test, _, _ = featurize(test.texts, encoder, questions=test.questions, cache=cache)
-        report["holdout"] = holdout_scores(fit(X, data), data, X_test, test)
+        report["holdout"] = holdout_scores(models[chosen], data, X_test, test)
         report["holdout"]["n_utterances"] = len(test.texts)
         report["holdout"]["n_transcripts"] = len(set(test.groups))
     ev.write_json(report, out_dir / "evaluation.json")
