@@ -13,7 +13,6 @@ from pipeline.coding.jobs import classify_pending, classify_table, n_new_correct
 from pipeline.coding.models import LoadedModel, list_models, load_model_folder
 from pipeline.coding.predict import code_rows, coded_row_json
 from pipeline.coding.training import (
-    PROJECT_ROOT,
     TrainingConfig,
     annotations_sha256,
     answer_key_round,
@@ -29,7 +28,7 @@ from pipeline.coding.training import (
 )
 
 __all__ = [
-    "CodeClassifier", "CodingModel", "ConcatEncoder", "EmbeddingCache", "LoadedModel", "PROJECT_ROOT",
+    "CodeClassifier", "CodingModel", "ConcatEncoder", "EmbeddingCache", "LoadedModel",
     "TrainingConfig", "annotations_sha256", "answer_key_round", "classify_pending", "classify_table",
     "code_rows", "coded_row_json", "embed_texts", "featurize", "fit_coding_model", "holdout_annotations",
     "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections",
