@@ -68,7 +68,7 @@ def model_task(config: RunConfig) -> str:
     loaded, _ = load_or_train_current(
         config.model, config.home / "models", codebook_version=config.codebook_version,
         config=TrainingConfig(encoder=config.encoder), open_cache=lambda: cache_for(config.home, config.cache_dir),
-        before_training=lambda: get_run_logger().info("no model yet: training the seed model on annotations/seed"))
+        before_training=lambda: get_run_logger().info("no model yet: training the seed model on the shipped seed annotations"))
     return str(loaded.path)
 
 

@@ -1,6 +1,6 @@
 """The codebook: code ids, hierarchy, definitions and the mapping between versions.
 
-Codebooks live as YAML in ``annotations/codebook/<version>.yaml``; ``mapping.yaml`` declares
+Codebooks live as YAML in ``pipeline/resources/annotations/codebook/<version>.yaml``; ``mapping.yaml`` declares
 how the codes of one version derive from the other.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 
 from pipeline.errors import CodebookError, UnknownCodeError
+from pipeline.resources import codebook_dir
 
 DEFAULT_VERSION = "garvin2008"
 KINDS = ("building_block", "incentive", "group", "context", "flag")
-CODEBOOK_DIR = Path(__file__).resolve().parent.parent / "annotations" / "codebook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +223,7 @@ def load_codebook_file(path: Path | str) -> Codebook:
 
 def load_codebook(version: str = DEFAULT_VERSION, directory: Path | None = None) -> Codebook:
     """Load a shipped codebook version (``garvin2008`` or ``scriptie2017``)."""
-    directory = directory or CODEBOOK_DIR
+    directory = directory or codebook_dir()
     path = directory / f"{version}.yaml"
     if not path.is_file():
         available = sorted(p.stem for p in directory.glob("*.yaml") if p.stem != "mapping")

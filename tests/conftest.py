@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.corpus.segment import Segmenter, load_segmenter
 from pipeline.store.database import Store, open_store
+from pipeline.resources import seed_dir
 
 TEST_DATA = Path(__file__).parent / "data"
 
@@ -146,7 +147,7 @@ def small_training_annotations():
     from pipeline.codebook import load_codebook
     from pipeline.corpus.annotations import read_annotations
 
-    seed = Path(__file__).resolve().parent.parent / "annotations" / "seed"
+    seed = seed_dir()
     files = [seed / f"{name}.jsonl" for name in ("BE", "BK", "MK", "BR", "MS", "RL", "BV", "ML")]
     return read_annotations(files, load_codebook())
 
@@ -185,7 +186,7 @@ def shared_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def flow_model(tmp_path_factory: pytest.TempPathFactory, shared_embedding_cache: Path) -> Path:
-    """A model folder trained once per session on annotations/seed with the fast 'use' encoder
+    """A model folder trained once per session on pipeline/resources/annotations/seed with the fast 'use' encoder
     (no question context: half the training time; the flows do not care how good it is)."""
     from pipeline.codebook import load_codebook
     from pipeline.coding.embedding_cache import EmbeddingCache

@@ -18,8 +18,9 @@ from pipeline.rating.context import rate_context
 from pipeline.rating.differences import compare_municipalities
 from pipeline.rating.evidence import codings_from_annotations
 from pipeline.rating.output import agreement_with_answer_key, rating_row, ratings_frame, write_ratings
-from pipeline.rating.rules import RULES_PATH, load_rating_rules, parse_rating_rules
+from pipeline.rating.rules import load_rating_rules, parse_rating_rules
 from pipeline.rating.verdicts import rate_incentives
+from pipeline.resources import holdout_dir, rules_file, seed_dir
 
 BOOK = load_codebook("garvin2008")
 RULES = load_rating_rules()
@@ -371,7 +372,7 @@ def test_aggregate_unknown_code_and_missing_column() -> None:
 
 
 def _rules_data() -> dict:
-    return yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
+    return yaml.safe_load(rules_file().read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(("change", "key", "message"), [
@@ -393,7 +394,7 @@ def test_rating_rules_validation_errors_name_file_key_and_fix(  # type: ignore[n
         parse_rating_rules(data, "mijn-regels.yaml")
     text = str(raised.value)
     assert text.startswith(f"mijn-regels.yaml, key {key!r}:")
-    assert "annotations/rating_rules.yaml" in text  # the fix points to the documented file
+    assert "pipeline/resources/annotations/rating_rules.yaml" in text  # the fix points to the documented file
     assert raised.value.key == key
 
 
@@ -498,7 +499,7 @@ def test_aggregate_agreement_with_answer_key(tmp_path: Path) -> None:
 
 
 def test_aggregate_human_codings_reproduce_the_demo_answer_key() -> None:
-    annotations = read_annotations([ROOT / "annotations" / "seed", ROOT / "annotations" / "holdout"], BOOK)
+    annotations = read_annotations([seed_dir(), holdout_dir()], BOOK)
     codings = codings_from_annotations(annotations)
     assert set(codings["source"]) == {"human"} and set(codings["weight"]) == {1.0}
     ratings = rate_incentives(codings, BOOK, RULES)

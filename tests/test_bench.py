@@ -12,8 +12,8 @@ from bench.make_load import make_corpus, municipality_names, question_variant, r
 from pipeline.corpus.ingest import ingest_paths
 from pipeline.corpus.segment import Segmenter
 from pipeline.records import Prediction
+from pipeline.resources import seed_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_NAMES = {"Eschveld", "Hulsterlo", "Kerkeloo", "Lemmerbroek", "Ravenhorst", "Sonnevelde", "Vennebroek", "Zandeloo"}
 
 
@@ -115,7 +115,7 @@ def test_save_predictions_replaces_an_utterance_s_predictions_of_one_model(tmp_p
 def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from bench.run import main
 
-    seed = PROJECT_ROOT / "annotations" / "seed"
+    seed = seed_dir()
     out = tmp_path / "results" / "latest.json"
     assert main(["--municipalities", "1", "--utterances-per-interview", "8", "--encoder", "use", "--train-splits", "2",
                  "--annotations", *(str(seed / f"{name}.jsonl") for name in ("BE", "MK", "RL")),
@@ -142,7 +142,7 @@ def test_bench_smoke_run_prints_the_table_and_writes_the_json(tmp_path: Path, ca
 def test_bench_separate_floor_encodes_the_same_texts_as_the_pipeline(tmp_path: Path) -> None:
     from bench.run import main
 
-    seed = PROJECT_ROOT / "annotations" / "seed"
+    seed = seed_dir()
     out = tmp_path / "latest.json"
     assert main(["--municipalities", "1", "--utterances-per-interview", "6", "--encoder", "hash", "--floor", "separate",
                  "--annotations", *(str(seed / f"{name}.jsonl") for name in ("BE", "MK", "RL")),

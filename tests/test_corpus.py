@@ -20,10 +20,11 @@ from pipeline.corpus.annotations import (
 )
 from pipeline.corpus.ingest import ingest_paths
 from pipeline.corpus.transcripts import find_sources, load_transcript
+from pipeline.resources import holdout_dir, seed_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"
-SEED = ROOT / "annotations" / "seed"
+SEED = seed_dir()
 REAL_MUNICIPALITIES = ("Aalten", "Berkelland", "Bronckhorst", "Doetinchem", "Montferland", "Oost Gelre",
                        "Oude IJsselstreek", "Winterswijk", "Achterhoek")
 
@@ -61,7 +62,7 @@ def test_corpus_coverage_reaches_minimum() -> None:
 
 def _respondent_sentences() -> list[tuple[str, str]]:
     rows = []
-    for folder in (SEED, ROOT / "annotations" / "holdout"):
+    for folder in (SEED, holdout_dir()):
         for path in sorted(folder.glob("*.jsonl")):
             for line in open(path, encoding="utf-8"):
                 record = json.loads(line)

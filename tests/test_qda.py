@@ -32,6 +32,7 @@ from pipeline.qda import (
 from pipeline.records import Annotation, Coding, Prediction, Role, Speaker, Utterance
 from pipeline.store.database import open_store
 from pipeline.store.rows import now
+from pipeline.resources import seed_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(__file__).parent / "data" / "refi-qda"
@@ -85,7 +86,7 @@ def _snapshot(store) -> tuple[list, list, list]:
 def test_qda_demo_corpus_round_trips_through_a_valid_qdpx(fresh_store, segmenter, tmp_path: Path) -> None:
     book = load_codebook()
     assert not ingest_paths([ROOT / "data" / "demo"], fresh_store, segmenter).failed
-    assert import_annotations(read_annotations([ROOT / "annotations" / "seed"], book), fresh_store).problems == ()
+    assert import_annotations(read_annotations([seed_dir()], book), fresh_store).problems == ()
     out = tmp_path / "demo.qdpx"
     report = export_qdpx(fresh_store, book, out)
     assert report.n_sources == 28 and report.n_machine_codings == 0 and report.problems == ()

@@ -22,6 +22,7 @@ from pipeline.corpus.questionnaire_forms import (
 from pipeline.errors import ConfigError, QuestionnaireFormatError
 from pipeline.rating.questionnaire_evidence import questionnaire_evidence, stored_questionnaire_evidence, summarise
 from pipeline.records import Role
+from pipeline.resources import questionnaires_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo" / "questionnaires"
@@ -79,7 +80,7 @@ def test_questionnaire_definitions_follow_the_appendix(definitions: Questionnair
     (lambda d: d["versions"]["manager"]["items"][2].update(id="b01"), "item id 'b01' is used twice"),
 ])
 def test_questionnaire_definitions_reject_invalid_items(change, message: str) -> None:
-    data = yaml.safe_load((ROOT / "annotations" / "questionnaires.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(questionnaires_file().read_text(encoding="utf-8"))
     change(data)
     with pytest.raises(ConfigError) as caught:
         parse_questionnaires(data, "q.yaml")

@@ -22,7 +22,7 @@ BOOK = load_codebook("garvin2008")
 RULES = load_rating_rules()
 ITEMS, VERDICTS = REALTEXT_DIR / "items.jsonl", REALTEXT_DIR / "thesis_verdicts.yaml"
 needs_realtext = pytest.mark.skipif(not (ITEMS.is_file() and VERDICTS.is_file()),
-                                    reason="annotations/realtext/ (the real-text development set) is not in this checkout")
+                                    reason="pipeline/resources/annotations/realtext/ (the real-text development set) is not in this checkout")
 
 
 def _item(number: int, code: str, direction: str | None, *, section: str = "7.1", genre: str = "prose",

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.coding.embedding_cache import EmbeddingCache
-from pipeline.coding.models import PROJECT_MODELS, current_model_id
-from pipeline.coding.training import SEED_DIR, TrainingConfig, load_or_train_current
+from pipeline.coding.models import current_model_id
+from pipeline.coding.training import TrainingConfig, load_or_train_current
 from pipeline.corpus.annotations import read_annotations
 from pipeline.errors import ModelNotFoundError
+from pipeline.resources import packaged_models_dir, seed_dir
 
 # two transcripts, two folds: a real training run that is quick on two cores
 FAST = TrainingConfig(encoder="use", n_splits=2, min_examples=3)
@@ -22,7 +23,7 @@ def test_training_load_or_train_current_loads_the_project_model(tmp_path: Path) 
         "current", tmp_path / "models", codebook_version="garvin2008", config=FAST,
         training_annotations=lambda book: calls.append("annotations") or [],
         before_training=lambda: calls.append("before"))
-    assert (loaded.model_id, loaded.path.parent, trained) == (current_model_id(PROJECT_MODELS), PROJECT_MODELS, None)
+    assert (loaded.model_id, loaded.path.parent, trained) == (current_model_id(packaged_models_dir()), packaged_models_dir(), None)
     assert calls == [] and not (tmp_path / "models").exists()
 
 
@@ -43,7 +44,7 @@ def test_training_load_or_train_current_trains_and_promotes_the_seed_model(tmp_p
 
     def annotations(book):  # type: ignore[no-untyped-def]
         calls.append(f"annotations {book.version}")
-        return read_annotations([SEED_DIR / "BE.jsonl", SEED_DIR / "BK.jsonl"], book)
+        return read_annotations([seed_dir() / "BE.jsonl", seed_dir() / "BK.jsonl"], book)
 
     loaded, trained = load_or_train_current("current", models, codebook_version="garvin2008", config=FAST,
                                             training_annotations=annotations, open_cache=open_cache,

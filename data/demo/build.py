@@ -23,17 +23,18 @@ sys.path.insert(0, str(ROOT))
 from pipeline.corpus import annotation_record
 from pipeline.codebook import load_codebook  # noqa: E402
 from pipeline.records import Annotation, Coding  # noqa: E402
+from pipeline.resources import holdout_dir, seed_dir  # noqa: E402
 from pipeline.corpus import load_segmenter, segment_transcript
 from pipeline.corpus import SourceMetadata, load_transcript
 
 AUTHORING = ROOT / "annotations" / "authoring"
 DEMO = ROOT / "data" / "demo"
-SEED = ROOT / "annotations" / "seed"
-HOLDOUT = ROOT / "annotations" / "holdout"
+SEED = seed_dir()
+HOLDOUT = holdout_dir()
 ANNOTATOR = "demo-auteur"
 CODED_AT = "2026-11-28T00:00:00+00:00"
 # Transcripts left unlabelled for semi-supervised learning and the demo; their authors' codes
-# are kept apart in annotations/holdout/ as a test set that training never sees.
+# are kept apart in pipeline/resources/annotations/holdout/ as a test set that training never sees.
 UNLABELLED = {"MH", "BL", "MR", "BS", "MZ"}
 UNLABELLED_DOCUMENTS = {"DH-innovatieagenda", "DL-personeelsnotitie", "DS-visienotitie", "DZ-begroting"}
 # How each interview is delivered: the variants researchers produce.

@@ -156,7 +156,7 @@ def codebook_validate(file: Path) -> None:
 
     Example:
 
-        codeer codebook validate annotations/codebook/garvin2008.yaml
+        codeer codebook validate pipeline/resources/annotations/codebook/garvin2008.yaml
     """
     from pipeline.codebook import load_codebook_file
 
@@ -182,7 +182,7 @@ def annotations_import(obj: Context, paths: tuple[Path, ...]) -> None:
 
     Example:
 
-        codeer annotations import annotations/seed
+        codeer annotations import pipeline/resources/annotations/seed
     """
     from pipeline.codebook import load_codebook
     from pipeline.corpus import import_annotations, read_annotations
@@ -205,7 +205,8 @@ def annotations_import(obj: Context, paths: tuple[Path, ...]) -> None:
 def annotations_stats(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
     """Count annotations per code and direction; flag codes under the minimum.
 
-    Minimum: 40 per incentive, 15 per context code. Default PATH: annotations/seed.
+    Minimum: 40 per incentive, 15 per context code. Default PATH: the shipped seed annotations
+    (pipeline/resources/annotations/seed).
 
     Example:
 
@@ -213,8 +214,9 @@ def annotations_stats(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
     """
     from pipeline.codebook import load_codebook
     from pipeline.corpus import annotation_stats, read_annotations
+    from pipeline.resources import seed_dir
 
-    records = read_annotations(list(paths) or [Path("annotations/seed")], load_codebook(obj.settings.codebook_version))
+    records = read_annotations(list(paths) or [seed_dir()], load_codebook(obj.settings.codebook_version))
     table = annotation_stats(records, load_codebook(obj.settings.codebook_version))
     if fmt == "json":
         click.echo(json.dumps({row.code: {"+": int(row["+"]), "-": int(row["-"]), "0": int(row["0"]),
@@ -236,7 +238,7 @@ def annotations_stats(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
 def ingest_questionnaire_command(obj: Context, file: Path, version: str | None) -> None:
     """Validate and store questionnaire answers (a Google Forms export, .csv or .xlsx).
 
-    Every answer is checked against the printed options of annotations/questionnaires.yaml;
+    Every answer is checked against the printed options of pipeline/resources/annotations/questionnaires.yaml;
     any unknown option is listed with its row and column, nothing is stored and the exit
     status is 1. Importing the same file twice changes nothing.
 

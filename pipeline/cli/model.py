@@ -12,7 +12,7 @@ from pipeline.cli import Context, cli, friendly
 
 @cli.command()
 @click.option("--annotations", "annotation_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Annotation files or folders (default: annotations/seed). Reviewed corrections in the database are always added.")
+              help="Annotation files or folders (default: the shipped seed annotations). Reviewed corrections in the database are always added.")
 @click.option("--encoder", default=None, help="e5, use, e5+use, minilm, a model folder or hub name (default: the configured one).")
 @click.option("--semi-supervised/--no-semi-supervised", default=False, show_default=True,
               help="Self-training on the stored utterances that carry no annotation.")
@@ -117,7 +117,7 @@ def load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untype
         training_annotations=lambda book: seed_annotations(book) + reviewed_annotations(obj.store, book),
         open_cache=lambda: EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True,
         before_training=lambda: click.echo("no trained model yet: training the default seed model on "
-                                           "annotations/seed (about a minute) ...", err=True))
+                                           "the shipped seed annotations (about a minute) ...", err=True))
     if trained is not None:
         _echo_trained(trained)
     return loaded
@@ -214,7 +214,7 @@ def review_effect(obj: Context, simulate: int | None, output: Path | None) -> No
     book = load_codebook(settings.codebook_version)
     seed, holdout = seed_annotations(book), holdout_annotations(book)
     if not holdout:
-        raise click.ClickException("no held-out annotations in annotations/holdout/: nothing to score the rounds on.")
+        raise click.ClickException("no held-out annotations shipped (pipeline/resources/annotations/holdout/): nothing to score the rounds on.")
     if simulate:
         answered, missing = answer_key_round(obj.store, [*seed, *holdout], simulate)
         click.echo(f"simulated round: {len(answered)} of the top {simulate} queue item(s) answered from the "

@@ -133,7 +133,7 @@ def codebook_import_qdc(file: Path, version: str, out: Path | None) -> None:
 
     Example:
 
-        codeer codebook import-qdc boom.qdc --version mijnboom2026 --out annotations/codebook/mijnboom2026.yaml
+        codeer codebook import-qdc boom.qdc --version mijnboom2026 --out pipeline/resources/annotations/codebook/mijnboom2026.yaml
     """
     from pipeline.qda import codebook_from_qda, codebook_yaml, read_qdc
 

@@ -112,7 +112,7 @@ def calibrate_ratings(obj: Context, candidates: str) -> None:
 
     Codes every seed transcript out of fold, swaps one transcript at a time from its human
     codings to those predictions, and counts how many of its municipality's ratings stay as
-    the human codings rate them. Set the best value in annotations/rating_rules.yaml (and bump
+    the human codings rate them. Set the best value in pipeline/resources/annotations/rating_rules.yaml (and bump
     its version). See docs/ratings.md.
 
     Example:

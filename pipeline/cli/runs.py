@@ -143,21 +143,23 @@ def schedule(obj: Context, folders: tuple[Path, ...], cron: str, timezone: str, 
 
 
 @cli.command()
+@click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.pass_obj
 @friendly
-def demo(obj: Context) -> None:
+def demo(obj: Context, folder: Path | None) -> None:
     """Run the whole main job on the fictional demo corpus (what 'make demo' does).
 
-    Ingests data/demo, attaches the seed annotations and questionnaires, then runs the
-    flow: classify, review queue, ratings, report (in the workspace's reports/ folder).
+    Ingests FOLDER (default: data/demo of the codeer checkout), attaches the shipped seed
+    annotations and the questionnaires, then runs the flow: classify, review queue, ratings,
+    report (in the workspace's reports/ folder).
 
     Example:
 
         CODEER_HOME=demo-workspace codeer demo
     """
-    from pipeline.coding import PROJECT_ROOT
+    from pipeline.resources import seed_dir
 
-    demo_dir = PROJECT_ROOT / "data" / "demo"
+    demo_dir = folder or _checkout_demo_dir()
     ctx = click.get_current_context()
     click.echo("== codeer demo: the corpus is FICTIONAL (region Lindeland, eight invented municipalities)")
     click.echo("== 1/4 ingest transcripts and documents")
@@ -167,7 +169,7 @@ def demo(obj: Context) -> None:
         if stop.code:
             raise
     click.echo("== 2/4 attach the hand-coded seed annotations")
-    ctx.invoke(annotations_import, paths=(PROJECT_ROOT / "annotations" / "seed",))
+    ctx.invoke(annotations_import, paths=(seed_dir(),))
     click.echo("== 3/4 questionnaires")
     for csv_file in sorted((demo_dir / "questionnaires").glob("*.csv")):
         ctx.invoke(ingest_questionnaire_command, file=csv_file, version=None)
@@ -175,6 +177,20 @@ def demo(obj: Context) -> None:
     ctx.invoke(run, folders=(demo_dir,), model_ref="current", fictional=True)
     _echo_answer_key(obj.settings.reports_dir / "ratings.json", demo_dir / "intended_picture.yaml")
     click.echo(f"== done: open {obj.settings.reports_dir / 'rapport.html'}")
+
+
+def _checkout_demo_dir() -> Path:
+    """``data/demo`` of the codeer repository: below the current folder, or the checkout this code runs from."""
+    import pipeline
+
+    # The demo corpus is not shipped in the wheel (issue 15): it is found in a checkout only.
+    candidates = (Path("data") / "demo", Path(pipeline.__file__).resolve().parents[1] / "data" / "demo")
+    for candidate in candidates:
+        if (candidate / "metadata.csv").is_file():
+            return candidate
+    raise click.ClickException(
+        "no demo corpus found: 'codeer demo' reads data/demo of the codeer repository, which an installed "
+        "package does not contain. Run it in a checkout of codeer, or give the folder: codeer demo PATH/TO/data/demo")
 
 
 def _echo_answer_key(ratings_file: Path, key_file: Path) -> None:

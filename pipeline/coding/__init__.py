@@ -15,7 +15,6 @@ from pipeline.coding.predict import code_rows, coded_row_json
 from pipeline.coding.sources import RealItem, knowledge_set, yardstick_items
 from pipeline.coding.stack import Features
 from pipeline.coding.training import (
-    PROJECT_ROOT,
     TrainingConfig,
     annotations_sha256,
     answer_key_round,
@@ -31,7 +30,7 @@ from pipeline.coding.training import (
 )
 
 __all__ = [
-    "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "LoadedModel", "PROJECT_ROOT", "RealItem",
+    "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "LoadedModel", "RealItem",
     "TrainingSet", "knowledge_set", "model_fitter", "yardstick_items",
     "TrainingConfig", "annotations_sha256", "answer_key_round", "classify_pending", "classify_table",
     "code_rows", "coded_row_json", "embed_texts", "featurize", "fit_coding_model", "holdout_annotations",

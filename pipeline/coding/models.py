@@ -18,10 +18,11 @@ from typing import Any
 
 from pipeline.coding.classify import MODEL_FORMAT, CodingModel
 from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
+from pipeline.resources import packaged_models_dir
 
 logger = logging.getLogger(__name__)
 
-PROJECT_MODELS = Path(__file__).resolve().parents[2] / "models"
+PROJECT_MODELS = packaged_models_dir()
 CLASSIFIER_FILE = "classifier.skops"
 TRUSTED_TYPES = (
     "pipeline.coding.classify.CodingModel",
@@ -153,7 +154,7 @@ def resolve_model(reference: str, models_dirs: list[Path], *, codebook_version: 
             return load_model_folder(models_dir / model_id, codebook_version=codebook_version)
     where = ", ".join(str(d) for d in models_dirs)
     raise ModelNotFoundError(
-        f"no model {reference!r} in {where}. Train one with 'codeer train' (it trains on annotations/seed "
+        f"no model {reference!r} in {where}. Train one with 'codeer train' (it trains on pipeline/resources/annotations/seed "
         "plus reviewed corrections), or pass --model PATH.")
 
 

@@ -19,8 +19,8 @@ import numpy as np
 from pipeline.codebook import Codebook
 from pipeline.coding.classify import TrainingSet
 from pipeline.errors import AnnotationError
+from pipeline.resources import annotations_dir
 
-ANNOTATIONS_DIR = Path(__file__).resolve().parents[2] / "annotations"
 # the codebook version the real-text and extra sentences were labelled with
 SOURCES_CODEBOOK = "garvin2008"
 # Weights chosen on the real-text yardstick (reports/evaluation.md, "training sources"):
@@ -33,7 +33,7 @@ YARDSTICK = "yardstick"
 
 @dataclass(frozen=True, slots=True)
 class RealItem:
-    """One hand-labelled sentence of the real-text development set (annotations/realtext/)."""
+    """One hand-labelled sentence of the real-text development set (pipeline/resources/annotations/realtext/)."""
 
     id: str
     text: str
@@ -49,12 +49,12 @@ class RealItem:
 
 def realtext_file() -> Path:
     """The real-text development set shipped with codeer."""
-    return ANNOTATIONS_DIR / "realtext" / "items.jsonl"
+    return annotations_dir() / "realtext" / "items.jsonl"
 
 
 def extra_file() -> Path:
     """The register sentences written independently of the demo corpus."""
-    return ANNOTATIONS_DIR / "extra" / "extra.jsonl"
+    return annotations_dir() / "extra" / "extra.jsonl"
 
 
 def read_realtext(codebook: Codebook, path: Path | None = None) -> list[RealItem]:

@@ -35,12 +35,12 @@ from pipeline.coding.models import (
 from pipeline.corpus import annotation_files, read_annotations
 from pipeline.errors import ModelNotFoundError
 from pipeline.records import Annotation
+from pipeline.resources import holdout_dir, seed_dir
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SEED_DIR = PROJECT_ROOT / "annotations" / "seed"
-HOLDOUT_DIR = PROJECT_ROOT / "annotations" / "holdout"
+SEED_DIR = seed_dir()
+HOLDOUT_DIR = holdout_dir()
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
     """The yardstick section of reports/evaluation.md."""
     inc = report["model"]["incentives"]
     lines = ["## Real text: the yardstick (first)", "",
-             f"{report['n_items']} hand-labelled sentences from the thesis (annotations/realtext/, split "
+             f"{report['n_items']} hand-labelled sentences from the thesis (pipeline/resources/annotations/realtext/, split "
              "`yardstick`); no model trains on them. Top-1/top-3/macro-F1 over the 13 incentives on the "
              f"{inc['n']} items whose main code is an incentive; lenient top-1 also accepts the item's other codes.", "",
              "| method | top-1 | top-1 lenient | top-3 | macro-F1 (13) |", "|---|---|---|---|---|",

@@ -231,7 +231,7 @@ def _detect_version(
             path, [f"no column header is a closed question of the {' or '.join(definitions.names)} questionnaire "
                    f"(first headers: {shown})"],
             what="cannot tell which questionnaire this is",
-            fix="Check that this is a Google Forms export of a questionnaire in annotations/questionnaires.yaml.")
+            fix="Check that this is a Google Forms export of a questionnaire in pipeline/resources/annotations/questionnaires.yaml.")
     if len(ranked) > 1 and ranked[1][0] == best_n:
         raise QuestionnaireFormatError(
             path, [f"the headers fit the {best.name} and the {ranked[1][1].name} questionnaire equally well"],
@@ -253,7 +253,7 @@ def _check_columns(headers: Sequence[str], columns: dict[int, str], version: Que
             problems.append(f'no column for question {item.number} (item {item.item_id}): "{item.header}"')
     if problems:
         fix = ("Check that the file is an export of this questionnaire version, or that the form's questions "
-               "match annotations/questionnaires.yaml.")
+               "match pipeline/resources/annotations/questionnaires.yaml.")
         if explicit:
             fix = "Check --version: " + fix
         raise QuestionnaireFormatError(path, problems, what=f"missing column(s) of the {version.name} questionnaire", fix=fix)

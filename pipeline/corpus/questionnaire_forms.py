@@ -19,11 +19,11 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.records import Role
+from pipeline.resources import questionnaires_file
 
 logger = logging.getLogger(__name__)
 
 
-QUESTIONNAIRES_FILE = Path(__file__).resolve().parents[2] / "annotations" / "questionnaires.yaml"
 EVIDENCE_COLUMNS = ("municipality", "code", "role", "respondent", "item", "answer", "score")
 SUMMARY_COUNTS = ("n_positive", "n_neutral", "n_negative", "n_answered")
 ROLE_ABBREVIATIONS = {"beleidsmedewerker": "BM", "manager": "M"}
@@ -37,7 +37,7 @@ _NUMBERED = re.compile(r"^vraag\s*(\d+)\s*[:.)]\s*(.*)$")
 _SEPARATOR = re.compile(r"(\s*[;,]\s*)")
 _RESPONDENT_CODE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _FIX = ("Correct each answer to one of the printed options (or leave the cell empty for no answer). "
-        "If the form itself used other wording, add the option to annotations/questionnaires.yaml.")
+        "If the form itself used other wording, add the option to pipeline/resources/annotations/questionnaires.yaml.")
 
 
 def normalise_text(text: str) -> str:
@@ -139,7 +139,7 @@ class QuestionnaireDefinitions:
 
 
 def load_questionnaires(path: Path | str | None = None) -> QuestionnaireDefinitions:
-    """Load and validate questionnaire definitions (default ``annotations/questionnaires.yaml``).
+    """Load and validate questionnaire definitions (default ``pipeline/resources/annotations/questionnaires.yaml``).
 
     Parameters
     ----------
@@ -156,7 +156,7 @@ def load_questionnaires(path: Path | str | None = None) -> QuestionnaireDefiniti
         The file is missing, not YAML, or an item is invalid (duplicate id, unknown kind,
         a code that is not an incentive of the codebook, a score outside [-1, 1]).
     """
-    path = Path(path) if path is not None else QUESTIONNAIRES_FILE
+    path = Path(path) if path is not None else questionnaires_file()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

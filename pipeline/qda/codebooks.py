@@ -137,7 +137,7 @@ def codebook_from_qda(codes: Sequence[QdaCode], version: str, *, source: str = "
 
 
 def codebook_yaml(codebook: Codebook) -> str:
-    """A codebook as YAML in the layout of ``annotations/codebook/*.yaml``."""
+    """A codebook as YAML in the layout of ``pipeline/resources/annotations/codebook/*.yaml``."""
     codes = []
     for code in codebook.codes:
         row: dict[str, object] = {"id": code.id, "parent": code.parent, "kind": code.kind, "rated": code.rated,

@@ -1,6 +1,6 @@
 """The rating rules: thresholds and weights that turn coded fragments into verdicts.
 
-The rules live in a documented, versioned YAML file (``annotations/rating_rules.yaml``) and are
+The rules live in a documented, versioned YAML file (``pipeline/resources/annotations/rating_rules.yaml``) and are
 validated once, on load, into frozen pydantic models. :mod:`pipeline.rating.verdicts` applies them.
 """
 
@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import RatingRulesError
+from pipeline.resources import rules_file
 
-RULES_PATH = Path(__file__).resolve().parents[2] / "annotations" / "rating_rules.yaml"
 ROLES = ("beleidsmedewerker", "manager", "regio", "document", "other")
 
 
@@ -173,8 +173,8 @@ class RatingRules(_Rules):
 
 _FIXES = {
     "extra_forbidden": "Remove the key or correct its spelling; the valid keys are documented in "
-                       "annotations/rating_rules.yaml.",
-    "missing": "Add the key; annotations/rating_rules.yaml shows every key with its meaning.",
+                       "pipeline/resources/annotations/rating_rules.yaml.",
+    "missing": "Add the key; pipeline/resources/annotations/rating_rules.yaml shows every key with its meaning.",
 }
 
 
@@ -199,7 +199,7 @@ def parse_rating_rules(data: Any, path: Path | str) -> RatingRules:
     """
     if not isinstance(data, dict):
         raise RatingRulesError(path, "", "not a rules file", expected="a mapping with 'version:', 'evidence:', "
-                               "'thresholds:' and the other sections", fix="Start from annotations/rating_rules.yaml.")
+                               "'thresholds:' and the other sections", fix="Start from pipeline/resources/annotations/rating_rules.yaml.")
     try:
         return RatingRules.model_validate({**data, "path": str(path)})
     except ValidationError as err:
@@ -215,7 +215,7 @@ def parse_rating_rules(data: Any, path: Path | str) -> RatingRules:
             problem, expected = f"invalid value {got!r}", message.removeprefix("Input should be ")
         else:
             problem = message
-        fix = _FIXES.get(first["type"], "Correct the value; the comments in annotations/rating_rules.yaml "
+        fix = _FIXES.get(first["type"], "Correct the value; the comments in pipeline/resources/annotations/rating_rules.yaml "
                                         "explain each key.")
         raise RatingRulesError(path, key, problem, expected=expected, fix=fix) from err
 
@@ -226,7 +226,7 @@ def load_rating_rules(path: Path | str | None = None) -> RatingRules:
     Parameters
     ----------
     path : Path or str, optional
-        The YAML file; default ``annotations/rating_rules.yaml`` of the project.
+        The YAML file; default ``pipeline/resources/annotations/rating_rules.yaml`` of the project.
 
     Returns
     -------
@@ -243,12 +243,12 @@ def load_rating_rules(path: Path | str | None = None) -> RatingRules:
     >>> rules.thresholds.onvoldoende < rules.thresholds.voldoende
     True
     """
-    path = Path(path) if path is not None else RULES_PATH
+    path = Path(path) if path is not None else rules_file()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RatingRulesError(path, "", "no such file", fix="Pass the path of a rules file, or copy "
-                               "annotations/rating_rules.yaml from the project.") from None
+                               "pipeline/resources/annotations/rating_rules.yaml from the project.") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

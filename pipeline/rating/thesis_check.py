@@ -1,7 +1,7 @@
 """The real-evidence check (issue 17): the rating rules on hand-labelled thesis sentences,
 compared with the region verdicts the thesis itself states (chapter 6.1).
 
-The real-text development set (``annotations/realtext/items.jsonl``, built from the thesis;
+The real-text development set (``pipeline/resources/annotations/realtext/items.jsonl``, built from the thesis;
 see its README) gives each sentence a gold code, direction and facet. Fed to the rules as human
 codings (probability 1), with the thesis section as the source (a section is one document,
 cited once per code), they are evidence about the region as a whole: the sentences name no
@@ -26,8 +26,9 @@ from pipeline.errors import ConfigError
 from pipeline.rating.evidence import CODING_COLUMNS
 from pipeline.rating.rules import RatingRules
 from pipeline.rating.verdicts import rate_incentives
+from pipeline.resources import annotations_dir
 
-REALTEXT_DIR = Path(__file__).resolve().parents[2] / "annotations" / "realtext"
+REALTEXT_DIR = annotations_dir() / "realtext"
 LEVELS = ("onvoldoende", "matig", "voldoende")
 VERDICT_SECTIONS = ("6.1", "6.2")  # they state the region verdicts themselves: the answer, not evidence
 
@@ -51,7 +52,7 @@ def read_items(path: Path | str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (FileNotFoundError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: cannot read the real-text items ({type(err).__name__}). "
-                          "Expected annotations/realtext/items.jsonl, one JSON object per line.") from err
+                          "Expected pipeline/resources/annotations/realtext/items.jsonl, one JSON object per line.") from err
 
 
 def read_thesis_verdicts(path: Path | str) -> dict[str, str]:
@@ -61,7 +62,7 @@ def read_thesis_verdicts(path: Path | str) -> dict[str, str]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read the thesis verdicts ({type(err).__name__}). "
-                          "Expected annotations/realtext/thesis_verdicts.yaml.") from err
+                          "Expected pipeline/resources/annotations/realtext/thesis_verdicts.yaml.") from err
     return {entry["code"]: entry["verdict"] for entry in data.get("verdicts", []) if entry.get("verdict")}
 
 
