@@ -106,7 +106,8 @@ def _wrong(predicted: Sequence[str], codes: Sequence[tuple[str, float]], item: R
     return not (best == item.code or best in item.also)
 
 
-def zero_shot_scores(items: Sequence[RealItem], codebook: Codebook, encoder, *, cache=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def zero_shot_scores(items: Sequence[RealItem], codebook: Codebook, encoder, *, name: str = "e5",  # type: ignore[no-untyped-def]
+                     cache=None) -> dict[str, Any]:
     """The two baselines without any training: similarity of each item to the one-sentence
     definition (label and definition) of each incentive, by TF-IDF character 3-5 grams and by
     the encoder's embeddings."""
@@ -120,8 +121,7 @@ def zero_shot_scores(items: Sequence[RealItem], codebook: Codebook, encoder, *, 
     text_vectors, _ = embed_texts(texts, encoder, cache=cache)
     definition_vectors, _ = embed_texts(definitions, encoder, cache=cache)
     return {"tfidf_definitions": _rank_scores(np.asarray(tfidf.todense()), items, incentives),
-            f"{encoder.encoder_id.split(':')[0]}_definitions": _rank_scores(text_vectors @ definition_vectors.T,
-                                                                              items, incentives)}
+            f"{name}_definitions": _rank_scores(text_vectors @ definition_vectors.T, items, incentives)}
 
 
 def markdown(report: dict[str, Any]) -> list[str]:
