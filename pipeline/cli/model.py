@@ -117,7 +117,7 @@ def load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untype
         training_annotations=lambda book: seed_annotations(book) + reviewed_annotations(obj.store, book),
         open_cache=lambda: EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True,
         before_training=lambda: click.echo("no trained model yet: training the default seed model on "
-                                           "the shipped seed annotations (about a minute) ...", err=True))
+                                           "the shipped seed annotations (several minutes) ...", err=True))
     if trained is not None:
         _echo_trained(trained)
     return loaded
