@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli import Context, cli, friendly
-from pipeline.cli.model import check_encoder, load_or_train_model
+from pipeline.cli.model import load_or_train_model
 
 
 @cli.command()
@@ -28,7 +28,7 @@ def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str) 
         codeer rate --utterances nieuwe-gemeente.csv --output uit/
     """
     result = _rate(obj, table, output, model_ref, report=False)
-    _echo_ratings(result, output or obj.settings.reports_dir)
+    _echo_ratings(result, output or obj.settings.paths.reports_dir)
 
 
 @cli.command()
@@ -45,27 +45,24 @@ def report(obj: Context, output: Path | None, model_ref: str, fictional: bool) -
         codeer report --output reports/
     """
     result = _rate(obj, None, output, model_ref, report=True, fictional=fictional)
-    _echo_ratings(result, output or obj.settings.reports_dir)
+    _echo_ratings(result, output or obj.settings.paths.reports_dir)
 
 
 def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,  # type: ignore[no-untyped-def]
           fictional: bool = False):
     from pipeline.codebook import load_codebook
-    from pipeline.coding import EmbeddingCache, classify_table, load_encoder
-    from pipeline.corpus import read_table
+    from pipeline.coding import EmbeddingCache, open_encoder
     from pipeline.rating import questionnaire_evidence_of
-    from pipeline.report import rate_codings
+    from pipeline.report import rate_table
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
     loaded = load_or_train_model(obj, model_ref)
-    out_dir = output or settings.reports_dir
+    out_dir = output or settings.paths.reports_dir
     if table is not None:
-        frame = read_table(table, required=("id", "text", "municipality", "respondent"))
-        encoder = load_encoder(loaded.card["encoder"], threads=settings.threads, device=settings.device)
-        check_encoder(loaded, encoder)
-        codings = classify_table(frame, loaded, encoder, book, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
-        return rate_codings(codings, book, out_dir, model_id=loaded.model_id, report=report)
+        encoder = open_encoder(loaded, threads=settings.threads, device=settings.device)
+        return rate_table(table, loaded, encoder, book, out_dir, cache=EmbeddingCache(settings.paths.embedding_cache_file),
+                          report=report)
     store = obj.store
     from pipeline.report import rate_store
 
@@ -100,27 +97,18 @@ def calibrate_ratings(obj: Context, candidates: str) -> None:
         codeer calibrate-ratings --candidates 0.2,0.5
     """
     from pipeline.codebook import load_codebook
-    from pipeline.coding import EmbeddingCache, TrainingConfig, featurize, load_encoder, seed_annotations, training_set
-    from pipeline.rating import (
-        calibrate_prediction_weight,
-        load_rating_rules,
-        out_of_fold_codings,
-        questionnaire_evidence_of,
-    )
+    from pipeline.coding import EmbeddingCache, TrainingConfig
+    from pipeline.rating import calibrate_on_seed, load_rating_rules, questionnaire_evidence_of
 
     try:
         values = [float(value) for value in candidates.split(",") if value.strip()]
     except ValueError:
         raise click.BadParameter(f"{candidates!r}: give numbers between 0 and 1, e.g. 0.2,0.5", param_hint="--candidates")
     settings = obj.settings
-    book, rules, config = load_codebook(settings.codebook_version), load_rating_rules(), TrainingConfig(encoder=settings.encoder)
-    annotations = seed_annotations(book)
-    data = training_set(annotations, book)
-    X, _, _ = featurize(data.texts, data.questions, load_encoder(config.encoder), context_weight=config.context_weight,
-                        cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True)
-    predicted = out_of_fold_codings(annotations, X, book, context_weight=config.context_weight, C=config.C,
-                                    n_splits=config.n_splits)
-    points = calibrate_prediction_weight(annotations, predicted, book, rules, questionnaire_evidence_of(obj.store), values)
+    rules = load_rating_rules()
+    points = calibrate_on_seed(load_codebook(settings.codebook_version), rules, questionnaire_evidence_of(obj.store),
+                               values, config=TrainingConfig(encoder=settings.encoder),
+                               cache=EmbeddingCache(settings.paths.embedding_cache_file), show_progress=True)
     click.echo(f"rules {rules.version}, now min_predicted_weight {rules.evidence.min_predicted_weight}")
     click.echo("min_predicted_weight  ratings kept  cells  most common change")
     for point in points:

@@ -20,7 +20,8 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from pipeline.codebook import Codebook
-from pipeline.coding import code_rows, fit_coding_model, predictions_for, subset, training_set
+from pipeline.coding import TrainingConfig, code_rows, fit_coding_model, predictions_for, subset, training_set
+from pipeline.coding.embed import EmbeddingCacheLike
 from pipeline.rating.evidence import CODING_COLUMNS, codings_from_annotations
 from pipeline.rating.rules import RatingRules
 from pipeline.rating.verdicts import rate_incentives
@@ -136,3 +137,19 @@ def calibrate_prediction_weight(annotations: Sequence[Annotation], predicted: pd
         variant = rules.model_copy(update={"evidence": rules.evidence.model_copy(update={"min_predicted_weight": value})})
         points.append(swapped_agreement(human, predicted, codebook, variant, questionnaire))
     return points
+
+
+def calibrate_on_seed(codebook: Codebook, rules: RatingRules, questionnaire: pd.DataFrame | None,
+                      candidates: Sequence[float], *, config: TrainingConfig,
+                      cache: EmbeddingCacheLike | None = None, show_progress: bool = False) -> list[CalibrationPoint]:
+    """:func:`calibrate_prediction_weight` on the shipped seed annotations: embed them with
+    ``config``'s encoder, code every transcript out of fold, and score each candidate."""
+    from pipeline.coding import featurize, load_encoder, seed_annotations
+
+    annotations = seed_annotations(codebook)
+    data = training_set(annotations, codebook)
+    X, _, _ = featurize(data.texts, data.questions, load_encoder(config.encoder), context_weight=config.context_weight,
+                        cache=cache, show_progress=show_progress)
+    predicted = out_of_fold_codings(annotations, X, codebook, context_weight=config.context_weight, C=config.C,
+                                    n_splits=config.n_splits)
+    return calibrate_prediction_weight(annotations, predicted, codebook, rules, questionnaire, candidates)
