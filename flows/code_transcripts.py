@@ -18,7 +18,7 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from sqlalchemy.exc import OperationalError
 
-from flows.config import RunConfig, cache_for, encoder_for, model_for, segmenter_for, store_for, task_runner_for
+from flows.config import RunConfig, run_context, task_runner_for
 from pipeline.errors import CodeerError
 from pipeline.records import IngestResult
 
@@ -53,8 +53,8 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
     except CodeerError as err:  # a broken metadata.csv fails its files like broken transcripts
         result = IngestResult(path, "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
     else:
-        result = ingest_file(Path(path), source, store_for(config.url), segmenter_for(config.window),
-                             metadata=metadata)
+        context = run_context(config)
+        result = ingest_file(Path(path), source, context.store, context.segmenter(), metadata=metadata)
     if result.status == "failed":
         return Failed(message=f"{source}: {result.reason}", data=result)  # type: ignore[return-value]
     return result
@@ -65,9 +65,10 @@ def model_task(config: RunConfig) -> str:
     """The model to code with (trains the seed model when the workspace has none)."""
     from pipeline.coding import TrainingConfig, load_or_train_current
 
+    context = run_context(config)
     loaded, _ = load_or_train_current(
-        config.model, config.home / "models", codebook_version=config.codebook_version,
-        config=TrainingConfig(encoder=config.encoder), open_cache=lambda: cache_for(config.home, config.cache_dir),
+        config.model, context.paths.models_dir, codebook_version=config.codebook_version,
+        config=TrainingConfig(encoder=config.encoder), open_cache=context.open_cache,
         before_training=lambda: get_run_logger().info("no model yet: training the seed model on the shipped seed annotations"))
     return str(loaded.path)
 
@@ -75,7 +76,8 @@ def model_task(config: RunConfig) -> str:
 @task(cache_policy=NO_CACHE, persist_result=False)
 def pending_task(model_path: str, config: RunConfig) -> list[str]:
     """The transcripts with utterances this model has not classified yet."""
-    return store_for(config.url).pending_transcript_ids(model_for(model_path, config.codebook_version).model_id)
+    context = run_context(config)
+    return context.store.pending_transcript_ids(context.model(model_path).model_id)
 
 
 @task(**RETRY)
@@ -86,10 +88,11 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
     from pipeline.codebook import load_codebook
     from pipeline.coding import classify_pending
 
-    loaded = model_for(model_path, config.codebook_version)
-    encoder = encoder_for(loaded, config.encoder_threads, config.device)
-    with closing(cache_for(config.home, config.cache_dir)) as cache:
-        stats = classify_pending(store_for(config.url), loaded, encoder, load_codebook(config.codebook_version),
+    context = run_context(config)
+    loaded = context.model(model_path)
+    encoder = context.encoder(loaded)
+    with closing(context.open_cache()) as cache:
+        stats = classify_pending(context.store, loaded, encoder, load_codebook(config.codebook_version),
                                  cache=cache, batch_size=config.batch_size, review_threshold=config.review_threshold,
                                  transcript_id=transcript_id)
     return asdict(stats)
@@ -102,9 +105,8 @@ def rate_task(model_path: str, config: RunConfig) -> list[dict[str, object]]:
     from pipeline.rating import previous_ratings, questionnaire_evidence_of, rating_changes
     from pipeline.report import rate_store
 
-    loaded = model_for(model_path, config.codebook_version)
-    store = store_for(config.url)
-    out_dir = config.home / "reports"
+    context = run_context(config)
+    loaded, store, out_dir = context.model(model_path), context.store, context.paths.reports_dir
     before = previous_ratings(out_dir)
     result = rate_store(store, load_codebook(config.codebook_version), out_dir, model_id=loaded.model_id,
                         questionnaire=questionnaire_evidence_of(store), fictional=config.fictional,
@@ -130,7 +132,8 @@ def code_transcripts(config: RunConfig) -> dict[str, object]:
     from pipeline.corpus import find_sources
 
     logger = get_run_logger()
-    store = store_for(config.url)
+    context = run_context(config)
+    store = context.store
     run_id = store.begin_run("code-transcripts", json.loads(config.model_dump_json()))
     try:
         summary = _code_transcripts(config, find_sources(config.folders))
@@ -138,7 +141,7 @@ def code_transcripts(config: RunConfig) -> dict[str, object]:
         store.finish_run(run_id, "failed", {"error": type(err).__name__})
         raise
     summary = {"run_id": run_id, **summary}
-    write_summary(summary, config.home / "reports")
+    write_summary(summary, context.paths.reports_dir)
     store.finish_run(run_id, "failed" if summary["transcripts_failed"] else "completed", summary)
     logger.info("run summary: %s", json.dumps({k: v for k, v in summary.items() if k != "ratings_changed"}))
     create_markdown_artifact(key="run-summary", markdown=summary_markdown(summary), description="codeer run summary")
@@ -146,6 +149,7 @@ def code_transcripts(config: RunConfig) -> dict[str, object]:
 
 
 def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dict[str, object]:
+    context = run_context(config)
     futures = [(path, ingest_task.submit(str(path), source, config)) for path, source in sources]
     ingested: list[IngestResult] = []
     failed: list[dict[str, object]] = []
@@ -167,7 +171,7 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
                 totals[key] += int(outcome[key])
             continue
         if sources_by_id is None:
-            sources_by_id = {t.transcript_id: t.source for t in store_for(config.url).list_transcripts()}
+            sources_by_id = {t.transcript_id: t.source for t in context.store.list_transcripts()}
         failed.append(_failure(outcome, sources_by_id.get(transcript_id, transcript_id), "classify"))
     changes = rate_task(model_path, config)
     return {
@@ -180,7 +184,7 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
         "utterances_classified": totals["n_classified"],
         "review_items_added": totals["n_review_added"],
         "ratings_changed": changes,
-        "model": model_for(model_path, config.codebook_version).model_id,
+        "model": context.model(model_path).model_id,
     }
 
 
@@ -237,10 +241,12 @@ def retrain(config: RunConfig, force: bool = False) -> dict[str, object]:
     from pipeline.codebook import load_codebook
     from pipeline.coding import TrainingConfig, reviewed_annotations, seed_annotations, train_model
 
+    context = run_context(config)
     book = load_codebook(config.codebook_version)
-    records = seed_annotations(book) + reviewed_annotations(store_for(config.url), book)
-    result = train_model(records, book, models_dir=config.home / "models", cache=cache_for(config.home),
-                         config=TrainingConfig(encoder=config.encoder), force=force)
+    records = seed_annotations(book) + reviewed_annotations(context.store, book)
+    with closing(context.open_cache()) as cache:
+        result = train_model(records, book, models_dir=context.paths.models_dir, cache=cache,
+                             config=TrainingConfig(encoder=config.encoder), force=force)
     get_run_logger().info("%s: macro-F1 %s; %s", result.model_id, result.metrics["macro_f1"], result.reason)
     return {"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"], "promoted": result.promoted,
             "reason": result.reason}
@@ -251,7 +257,8 @@ def nightly(config: RunConfig) -> dict[str, object]:
     """Retrain when enough corrections arrived since the current model, then code transcripts."""
     from pipeline.coding import n_new_corrections
 
-    n_new = n_new_corrections(store_for(config.url), config.home / "models")
+    context = run_context(config)
+    n_new = n_new_corrections(context.store, context.paths.models_dir)
     get_run_logger().info("%d review correction(s) since the current model (retrain from %d)", n_new,
                           config.min_new_corrections)
     retrained = retrain(config) if n_new >= config.min_new_corrections else None

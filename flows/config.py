@@ -6,8 +6,18 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from pipeline.config import Settings, WorkspacePaths
+
+if TYPE_CHECKING:
+    from pipeline.coding import EmbeddingCache, LoadedModel
+    from pipeline.coding.embed import Encoder
+    from pipeline.corpus import Segmenter
+    from pipeline.store import Store
 
 
 class RunConfig(BaseModel):
@@ -56,12 +66,27 @@ class RunConfig(BaseModel):
             raise ValueError("give dask_address (an existing cluster) or dask_workers (a local one), not both")
         return self
 
+    @classmethod
+    def from_settings(cls, settings: Settings, folders: Sequence[Path] = (), **run_options: Any) -> RunConfig:
+        """The run configuration of ``settings`` (flags, environment, ``codeer.toml``) plus the
+        options of one run (``model``, ``fictional``, the Dask options ...)."""
+        return cls(folders=list(folders), home=settings.home,
+                   database_url=settings.db.get_secret_value() if settings.db else None,
+                   codebook_version=settings.codebook_version, encoder_threads=settings.threads,
+                   device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
+                   encoder=settings.encoder, **run_options)
+
     @property
     def url(self) -> str:
         """The database URL in use."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        return os.environ.get("CODEER_DB") or f"sqlite:///{self.home / 'codeer.db'}"
+        return os.environ.get("CODEER_DB") or self.paths.default_database_url
+
+    @property
+    def paths(self) -> WorkspacePaths:
+        """The workspace layout (with the run's cache folder)."""
+        return WorkspacePaths(self.home, self.cache_dir)
 
     @property
     def uses_dask(self) -> bool:
@@ -98,74 +123,93 @@ def task_runner_for(config: RunConfig):  # type: ignore[no-untyped-def]
     return DaskTaskRunner(cluster_kwargs={"n_workers": config.dask_workers, "threads_per_worker": 1, "processes": True})
 
 
-# Resources are loaded once per process (a flow run, or a Dask worker), not per task; the lock
-# keeps concurrent tasks from loading the same model twice.
+# Heavy resources are loaded once per process (a flow run, or a Dask worker), however many runs
+# and tasks ask; the lock keeps concurrent tasks from loading the same one twice.
 _loading = threading.Lock()
 
 
 @lru_cache(maxsize=4)
-def _store(url: str):  # type: ignore[no-untyped-def]
+def _store(url: str) -> Store:
     from pipeline.store import open_store
 
     return open_store(url)
 
 
-def store_for(url: str):  # type: ignore[no-untyped-def]
-    """The store at ``url``."""
-    with _loading:
-        return _store(url)
-
-
 @lru_cache(maxsize=2)
-def _segmenter(window: int):  # type: ignore[no-untyped-def]
+def _segmenter(window: int) -> Segmenter:
     from pipeline.corpus import load_segmenter
 
     return load_segmenter(window)
 
 
-def segmenter_for(window: int):  # type: ignore[no-untyped-def]
-    """The sentence splitter."""
-    with _loading:
-        return _segmenter(window)
-
-
 @lru_cache(maxsize=2)
-def _model(path: str, codebook_version: str):  # type: ignore[no-untyped-def]
+def _model(path: str, codebook_version: str) -> LoadedModel:
     from pipeline.coding import load_model_folder
 
     return load_model_folder(Path(path), codebook_version=codebook_version)
 
 
-def model_for(path: str, codebook_version: str):  # type: ignore[no-untyped-def]
-    """The model in folder ``path``, checked against the codebook version."""
-    with _loading:
-        return _model(path, codebook_version)
-
-
 @lru_cache(maxsize=2)
-def _encoder(name: str, threads: int | None, device: str):  # type: ignore[no-untyped-def]
+def _encoder(name: str, threads: int | None, device: str) -> Encoder:
     from pipeline.coding import load_encoder
 
     return load_encoder(name, threads=threads, device=device)
 
 
-def encoder_for(loaded, threads: int | None, device: str):  # type: ignore[no-untyped-def]
-    """The encoder ``loaded`` was trained with; refuses another version of it."""
-    from pipeline.errors import ModelCardMismatchError
+class RunContext:
+    """What a run opens once and hands down to its tasks: the settings (``config``), the
+    workspace layout, the store, the sentence splitter, the models and their encoders, and the
+    embedding cache.
 
+    Get it with :func:`run_context`. Tasks receive the picklable :class:`RunConfig` and look up
+    their process's context, so nothing unpicklable travels to a Dask worker.
+    """
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.paths = config.paths
+        with _loading:
+            self.store = _store(config.url)
+
+    def segmenter(self) -> Segmenter:
+        """The sentence splitter."""
+        with _loading:
+            return _segmenter(self.config.window)
+
+    def model(self, path: str) -> LoadedModel:
+        """The model in folder ``path``, checked against the codebook version."""
+        with _loading:
+            return _model(path, self.config.codebook_version)
+
+    def encoder(self, loaded: LoadedModel) -> Encoder:
+        """The encoder ``loaded`` was trained with; refuses another version of it."""
+        from pipeline.coding import check_encoder
+
+        with _loading:
+            encoder = _encoder(loaded.card["encoder"], self.config.encoder_threads, self.config.device)
+        check_encoder(loaded, encoder)
+        return encoder
+
+    def open_cache(self) -> EmbeddingCache:
+        """A new connection to the run's embedding cache (one per task: a SQLite connection stays
+        in its thread); close it when done."""
+        from pipeline.coding import EmbeddingCache
+
+        return EmbeddingCache(self.paths.embedding_cache_file)
+
+
+_contexts: dict[tuple[str, str], RunContext] = {}
+
+
+def run_context(config: RunConfig) -> RunContext:
+    """The :class:`RunContext` of ``config`` in this process, opened on first use."""
+    key = (config.url, config.model_dump_json(exclude={"database_url"}))
     with _loading:
-        encoder = _encoder(loaded.card["encoder"], threads, device)
-    if encoder.encoder_id != loaded.card["encoder_id"]:
-        raise ModelCardMismatchError(
-            f"model {loaded.model_id} was trained with encoder {loaded.card['encoder_id']!r}, but "
-            f"{encoder.encoder_id!r} is installed here. Re-train with 'codeer train' or install the encoder "
-            "version on the card.")
-    return encoder
-
-
-def cache_for(home: Path, cache_dir: Path | None = None):  # type: ignore[no-untyped-def]
-    """A connection to the embedding cache in ``cache_dir`` or the workspace's ``cache/``
-    (close it when done)."""
-    from pipeline.coding import EmbeddingCache
-
-    return EmbeddingCache((cache_dir or home / "cache") / "embeddings.sqlite")
+        context = _contexts.get(key)
+    if context is None:
+        context = RunContext(config)
+        with _loading:
+            if len(_contexts) >= 8:  # runs of other configurations in a long-lived process
+                _contexts.pop(next(iter(_contexts)))
+            context = _contexts.setdefault(key, context)
+    return context

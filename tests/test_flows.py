@@ -103,7 +103,7 @@ def test_flows_corrupt_file_fails_alone_and_is_named(prefect_harness, flow_model
 
 def test_flows_rerun_after_crash_does_not_duplicate_rows(prefect_harness, flow_model: Path, small_demo_corpus: Path,
                                                         shared_embedding_cache: Path, tmp_path: Path) -> None:
-    from flows.config import model_for
+    from flows.config import run_context
     from pipeline.codebook import load_codebook
     from pipeline.coding.embed import load_encoder
     from pipeline.coding.embedding_cache import EmbeddingCache
@@ -119,7 +119,7 @@ def test_flows_rerun_after_crash_does_not_duplicate_rows(prefect_harness, flow_m
     store = open_store(crashed.url)
     store.begin_run("code-transcripts", {})
     assert not ingest_paths([small_demo_corpus], store, load_segmenter(1)).failed
-    loaded = model_for(str(flow_model), "garvin2008")
+    loaded = run_context(crashed).model(str(flow_model))
     first, *rest = store.pending_transcript_ids(loaded.model_id)
     cache = EmbeddingCache(shared_embedding_cache / "embeddings.sqlite")
     done = classify_pending(store, loaded, load_encoder("use"), load_codebook("garvin2008"), cache=cache,

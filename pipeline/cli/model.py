@@ -43,8 +43,8 @@ def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None,
     book = load_codebook(settings.codebook_version)
     records = seed_annotations(book, list(annotation_paths) or None) + reviewed_annotations(obj.store, book)
     config = TrainingConfig(encoder=encoder or settings.encoder, semi_supervised=semi_supervised)
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
-    result = train_model(records, book, models_dir=settings.models_dir, cache=cache, config=config,
+    cache = EmbeddingCache(settings.paths.embedding_cache_file)
+    result = train_model(records, book, models_dir=settings.paths.models_dir, cache=cache, config=config,
                          unlabelled=unlabelled_pool(obj.store) if semi_supervised else (), force=force,
                          show_progress=True)
     _echo_trained(result)
@@ -77,27 +77,16 @@ def classify(obj: Context, input_file: Path, output: Path, model_ref: str) -> No
         codeer classify zinnen.jsonl --output gecodeerd.jsonl
     """
     from pipeline.codebook import load_codebook
-    from pipeline.coding import EmbeddingCache, code_rows, coded_row_json, featurize, load_encoder
-    from pipeline.corpus import read_table
+    from pipeline.coding import EmbeddingCache, classify_file, open_encoder
 
     settings = obj.settings
-    book = load_codebook(settings.codebook_version)
     loaded = load_or_train_model(obj, model_ref)
-    frame = read_table(input_file, required=("id", "text"))
-    encoder = load_encoder(loaded.card["encoder"], threads=settings.threads, device=settings.device)
-    check_encoder(loaded, encoder)
-    questions = frame["question"].tolist() if "question" in frame.columns else None
-    X, _, _ = featurize(frame["text"].astype(str).tolist(), encoder, questions=questions,
-                        cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True)
-    rows = code_rows(frame["id"].astype(str).tolist(), X, loaded.model, loaded.model_id, book)
-    extra = [c for c in frame.columns if c not in ("id", "text")]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", encoding="utf-8") as handle:
-        for row, (_, source) in zip(rows, frame.iterrows(), strict=True):
-            record = {**{c: source[c] for c in extra}, **coded_row_json(row)}
-            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-    n_review = sum(row.needs_review for row in rows)
-    click.echo(f"coded {len(rows)} rows with model {loaded.model_id}; {n_review} need review; written to {output}")
+    encoder = open_encoder(loaded, threads=settings.threads, device=settings.device)
+    result = classify_file(input_file, output, loaded, encoder, load_codebook(settings.codebook_version),
+                           cache=EmbeddingCache(settings.paths.embedding_cache_file),
+                           review_threshold=settings.review_threshold, show_progress=True)
+    click.echo(f"coded {result.n_rows} rows with model {loaded.model_id}; {result.n_review} need review; "
+               f"written to {result.output}")
 
 
 def load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untyped-def]
@@ -112,25 +101,15 @@ def load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untype
 
     settings = obj.settings
     loaded, trained = load_or_train_current(
-        model_ref, settings.models_dir, codebook_version=settings.codebook_version,
+        model_ref, settings.paths.models_dir, codebook_version=settings.codebook_version,
         config=TrainingConfig(encoder=settings.encoder),
         training_annotations=lambda book: seed_annotations(book) + reviewed_annotations(obj.store, book),
-        open_cache=lambda: EmbeddingCache(settings.cache_dir / "embeddings.sqlite"), show_progress=True,
+        open_cache=lambda: EmbeddingCache(settings.paths.embedding_cache_file), show_progress=True,
         before_training=lambda: click.echo("no trained model yet: training the default seed model on "
                                            "the shipped seed annotations (several minutes) ...", err=True))
     if trained is not None:
         _echo_trained(trained)
     return loaded
-
-
-def check_encoder(loaded, encoder) -> None:  # type: ignore[no-untyped-def]
-    """Refuse an installed encoder that is not the version the model was trained with."""
-    from pipeline.errors import ModelCardMismatchError
-
-    if encoder.encoder_id != loaded.card["encoder_id"]:
-        raise ModelCardMismatchError(
-            f"model {loaded.model_id} was trained with encoder {loaded.card['encoder_id']!r}, but "
-            f"{encoder.encoder_id!r} is installed. Re-train with 'codeer train' or install the encoder version on the card.")
 
 
 @cli.command()
@@ -168,7 +147,7 @@ def evaluate(obj: Context, encoders: str, learning_curve: bool, output: Path | N
     holdout = holdout_annotations(book)
     report = run_evaluation(
         seed_annotations(book) + reviewed_annotations(obj.store, book), book,
-        out_dir=output or settings.reports_dir, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"),
+        out_dir=output or settings.paths.reports_dir, cache=EmbeddingCache(settings.paths.embedding_cache_file),
         encoders=[e.strip() for e in encoders.split(",") if e.strip()], config=TrainingConfig(encoder=settings.encoder),
         holdout=holdout, learning_curve=learning_curve)
     if "yardstick" in report:
@@ -177,7 +156,7 @@ def evaluate(obj: Context, encoders: str, learning_curve: bool, output: Path | N
                    f"{base['tfidf_definitions']['top1']}, e5 {base['e5_definitions']['top1']}); top-3 {real['top3']}")
     click.echo(f"demo grouped-CV macro-F1 {report['model']['macro_f1']} (TF-IDF {report['baselines']['tfidf_logreg']['macro_f1']}, "
                f"zero-shot {report['baselines']['zero_shot']['macro_f1']}); held-out "
-               f"{report.get('holdout', {}).get('macro_f1', 'n/a')}; report in {output or settings.reports_dir}/evaluation.md")
+               f"{report.get('holdout', {}).get('macro_f1', 'n/a')}; report in {output or settings.paths.reports_dir}/evaluation.md")
 
 
 @cli.command("review-effect")
@@ -226,8 +205,8 @@ def review_effect(obj: Context, simulate: int | None, output: Path | None) -> No
         raise click.ClickException("no review decisions yet. Review with 'codeer review' or 'codeer serve-review', "
                                    "or simulate a round with --simulate N.")
     results = review_round_scores(seed, rounds, holdout, book, config=TrainingConfig(encoder=settings.encoder),
-                                  cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
-    folder = output or settings.reports_dir
+                                  cache=EmbeddingCache(settings.paths.embedding_cache_file))
+    folder = output or settings.paths.reports_dir
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "review-effect.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     click.echo("round  reviewed  grouped-CV macro-F1  held-out macro-F1")
@@ -253,9 +232,9 @@ def models_list(obj: Context) -> None:
     """
     from pipeline.coding import list_models
 
-    cards = list_models(obj.settings.models_dir)
+    cards = list_models(obj.settings.paths.models_dir)
     if not cards:
-        click.echo(f"no models in {obj.settings.models_dir}; train one with 'codeer train'")
+        click.echo(f"no models in {obj.settings.paths.models_dir}; train one with 'codeer train'")
     for card in cards:
         mark = "*" if card["current"] else " "
         click.echo(f"{mark} {card['model_id']}  macro-F1 {card['metrics']['macro_f1']}  {card['encoder_id']}  "

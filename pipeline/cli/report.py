@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli import Context, cli, friendly
-from pipeline.cli.model import check_encoder, load_or_train_model
+from pipeline.cli.model import load_or_train_model
 
 
 @cli.command()
@@ -33,7 +33,7 @@ def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, 
         codeer rate --utterances nieuwe-gemeente.csv --output uit/ --regions regios.yaml
     """
     result = _rate(obj, table, output, model_ref, report=False, regions_path=regions_path)
-    _echo_ratings(result, output or obj.settings.reports_dir)
+    _echo_ratings(result, output or obj.settings.paths.reports_dir)
 
 
 @cli.command()
@@ -52,7 +52,7 @@ def report(obj: Context, output: Path | None, model_ref: str, fictional: bool, r
         codeer report --output reports/
     """
     result = _rate(obj, None, output, model_ref, report=True, fictional=fictional, regions_path=regions_path)
-    _echo_ratings(result, output or obj.settings.reports_dir)
+    _echo_ratings(result, output or obj.settings.paths.reports_dir)
 
 
 def _regions(obj: Context, regions_path: Path | None) -> dict[str, str] | None:
@@ -67,25 +67,19 @@ def _regions(obj: Context, regions_path: Path | None) -> dict[str, str] | None:
 def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,  # type: ignore[no-untyped-def]
           fictional: bool = False, regions_path: Path | None = None):
     from pipeline.codebook import load_codebook
-    from pipeline.coding import EmbeddingCache, classify_table, load_encoder
-    from pipeline.corpus import read_table
+    from pipeline.coding import EmbeddingCache, open_encoder
     from pipeline.rating import questionnaire_evidence_of
-    from pipeline.report import rate_codings
+    from pipeline.report import rate_table
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
     regions = _regions(obj, regions_path)
     loaded = load_or_train_model(obj, model_ref)
-    out_dir = output or settings.reports_dir
+    out_dir = output or settings.paths.reports_dir
     if table is not None:
-        frame = read_table(table, required=("id", "text", "municipality", "respondent"))
-        encoder = load_encoder(loaded.card["encoder"], threads=settings.threads, device=settings.device)
-        check_encoder(loaded, encoder)
-        codings = classify_table(frame, loaded, encoder, book, cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"))
-        if "region" in frame.columns:
-            region_of = dict(zip(frame["id"].astype(str), frame["region"].astype(str), strict=True))
-            codings["region"] = codings["utterance_id"].astype(str).map(region_of)
-        return rate_codings(codings, book, out_dir, model_id=loaded.model_id, report=report, regions=regions)
+        encoder = open_encoder(loaded, threads=settings.threads, device=settings.device)
+        return rate_table(table, loaded, encoder, book, out_dir, cache=EmbeddingCache(settings.paths.embedding_cache_file),
+                          report=report, regions=regions)
     store = obj.store
     from pipeline.report import rate_store
 
@@ -120,27 +114,18 @@ def calibrate_ratings(obj: Context, candidates: str) -> None:
         codeer calibrate-ratings --candidates 0.2,0.5
     """
     from pipeline.codebook import load_codebook
-    from pipeline.coding import EmbeddingCache, TrainingConfig, featurize, load_encoder, model_fitter, seed_annotations, training_set
-    from pipeline.rating import (
-        calibrate_prediction_weight,
-        load_rating_rules,
-        out_of_fold_codings,
-        questionnaire_evidence_of,
-    )
+    from pipeline.coding import EmbeddingCache, TrainingConfig
+    from pipeline.rating import calibrate_on_seed, load_rating_rules, questionnaire_evidence_of
 
     try:
         values = [float(value) for value in candidates.split(",") if value.strip()]
     except ValueError:
         raise click.BadParameter(f"{candidates!r}: give numbers between 0 and 1, e.g. 0.2,0.5", param_hint="--candidates")
     settings = obj.settings
-    book, rules, config = load_codebook(settings.codebook_version), load_rating_rules(), TrainingConfig(encoder=settings.encoder)
-    annotations = seed_annotations(book)
-    data = training_set(annotations, book)
-    encoder, cache = load_encoder(config.encoder), EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
-    X, _, _ = featurize(data.texts, encoder, questions=data.questions, cache=cache, show_progress=True)
-    fit, _ = model_fitter(book, data.codes, encoder, config, cache=cache)
-    predicted = out_of_fold_codings(annotations, X, book, fit, n_splits=config.n_splits)
-    points = calibrate_prediction_weight(annotations, predicted, book, rules, questionnaire_evidence_of(obj.store), values)
+    rules = load_rating_rules()
+    points = calibrate_on_seed(load_codebook(settings.codebook_version), rules, questionnaire_evidence_of(obj.store),
+                               values, config=TrainingConfig(encoder=settings.encoder),
+                               cache=EmbeddingCache(settings.paths.embedding_cache_file), show_progress=True)
     click.echo(f"rules {rules.version}, now min_predicted_weight {rules.evidence.min_predicted_weight}")
     click.echo("min_predicted_weight  ratings kept  cells  most common change")
     for point in points:

@@ -12,15 +12,16 @@ import click
 
 from pipeline.cli import Context, cli, friendly
 from pipeline.cli.corpus import annotations_import, ingest, ingest_questionnaire_command
+from pipeline.config import WorkspacePaths
 
 
-def _prefect_environment(home: Path) -> None:
+def _prefect_environment(paths: WorkspacePaths) -> None:
     """Without a Prefect server configured, run ephemeral with the workspace's own Prefect
     home (its own small database), no telemetry."""
     import os
 
     if not os.environ.get("PREFECT_API_URL"):
-        prefect_home = (home / ".prefect").resolve()
+        prefect_home = paths.prefect_home.resolve()
         prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last folder
         os.environ.setdefault("PREFECT_HOME", str(prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -34,13 +35,8 @@ def _run_config(obj: Context, folders: tuple[Path, ...] = (), **overrides: Any):
 
     from flows.config import RunConfig
 
-    settings = obj.settings
     try:
-        return RunConfig(folders=list(folders), home=settings.home,
-                         database_url=settings.db.get_secret_value() if settings.db else None,
-                         codebook_version=settings.codebook_version, encoder_threads=settings.threads,
-                         device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
-                         encoder=settings.encoder, **overrides)
+        return RunConfig.from_settings(obj.settings, folders, **overrides)
     except ValidationError as err:  # show field, value and rule, not a traceback
         raise click.ClickException(f"invalid run configuration: {err}") from err
 
@@ -79,7 +75,7 @@ def run(obj: Context, folders: tuple[Path, ...], model_ref: str, fictional: bool
         codeer run data/demo
         codeer --db postgresql+psycopg://codeer@dbhost/codeer run --dask-workers 4 data/interviews
     """
-    _prefect_environment(obj.settings.home)
+    _prefect_environment(obj.settings.paths)
     from flows.code_transcripts import run_code_transcripts
 
     summary = run_code_transcripts(_run_config(obj, folders, model=model_ref, fictional=fictional,
@@ -93,7 +89,7 @@ def run(obj: Context, folders: tuple[Path, ...], model_ref: str, fictional: bool
                f"item(s) added; {len(summary['ratings_changed'])} rating(s) changed; model {summary['model']}")
     for item in failed:
         click.echo(f"FAILED ({item['reason']}) {item['error']}", err=True)
-    click.echo(f"summary: {obj.settings.reports_dir / 'run-summary.json'}")
+    click.echo(f"summary: {obj.settings.paths.reports_dir / 'run-summary.json'}")
     if failed:
         sys.exit(1)
 
@@ -175,8 +171,8 @@ def demo(obj: Context, folder: Path | None) -> None:
         ctx.invoke(ingest_questionnaire_command, file=csv_file, version=None)
     click.echo("== 4/4 the main job: classify, review queue, ratings, report")
     ctx.invoke(run, folders=(demo_dir,), model_ref="current", fictional=True)
-    _echo_answer_key(obj.settings.reports_dir / "ratings.json", demo_dir / "intended_picture.yaml")
-    click.echo(f"== done: open {obj.settings.reports_dir / 'rapport.html'}")
+    _echo_answer_key(obj.settings.paths.reports_dir / "ratings.json", demo_dir / "intended_picture.yaml")
+    click.echo(f"== done: open {obj.settings.paths.reports_dir / 'rapport.html'}")
 
 
 def _checkout_demo_dir() -> Path:

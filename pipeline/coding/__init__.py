@@ -9,7 +9,16 @@ from pipeline.coding.classify import CodingModel, TrainingSet, featurize, fit_co
 from pipeline.coding.embed import ConcatEncoder, embed_texts, load_encoder
 from pipeline.coding.embedding_cache import EmbeddingCache
 from pipeline.coding.evaluation_job import run_evaluation
-from pipeline.coding.jobs import classify_pending, classify_table, n_new_corrections, predictions_for
+from pipeline.coding.jobs import (
+    ClassifiedFile,
+    check_encoder,
+    classify_file,
+    classify_pending,
+    classify_table,
+    n_new_corrections,
+    open_encoder,
+    predictions_for,
+)
 from pipeline.coding.models import LoadedModel, list_models, load_model_folder
 from pipeline.coding.predict import code_rows, coded_row_json
 from pipeline.coding.sources import RealItem, knowledge_set, yardstick_items
@@ -30,11 +39,11 @@ from pipeline.coding.training import (
 )
 
 __all__ = [
-    "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "LoadedModel", "RealItem",
+    "ClassifiedFile", "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "LoadedModel", "RealItem",
     "TrainingSet", "knowledge_set", "model_fitter", "yardstick_items",
-    "TrainingConfig", "annotations_sha256", "answer_key_round", "classify_pending", "classify_table",
+    "TrainingConfig", "annotations_sha256", "answer_key_round", "check_encoder", "classify_file", "classify_pending", "classify_table",
     "code_rows", "coded_row_json", "embed_texts", "featurize", "fit_coding_model", "holdout_annotations",
-    "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections",
+    "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections", "open_encoder",
     "predictions_for", "review_round_scores", "review_rounds_of", "reviewed_annotations", "run_evaluation",
     "seed_annotations", "train_model", "training_set", "unlabelled_pool",
 ]

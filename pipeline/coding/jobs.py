@@ -13,8 +13,11 @@ import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.coding.classify import featurize
+from pipeline.review.priority import MIN_CONFIDENCE
+from pipeline.coding.embed import EmbeddingCacheLike, Encoder, load_encoder
 from pipeline.coding.models import LoadedModel
-from pipeline.coding.predict import CodedRow, code_rows
+from pipeline.coding.predict import CodedRow, code_rows, coded_row_json
+from pipeline.errors import ModelCardMismatchError
 from pipeline.records import Prediction, Utterance
 from pipeline.store import Store
 
@@ -64,7 +67,7 @@ def predictions_for(rows: Sequence[CodedRow], codes: Sequence[str]) -> list[Pred
 
 def classify_pending(
     store: Store, loaded: LoadedModel, encoder, codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
-    batch_size: int = 2000, review: bool = True, review_threshold: float = 0.6, show_progress: bool = False,
+    batch_size: int = 2000, review: bool = True, review_threshold: float = MIN_CONFIDENCE, show_progress: bool = False,
     transcript_id: str | None = None,
 ) -> ClassifyStats:
     """Classify the active utterances that have no predictions of this model yet, in batches
@@ -128,6 +131,61 @@ def classify_table(frame: pd.DataFrame, loaded: LoadedModel, encoder, codebook: 
     columns = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code", "direction",
                "facet", "weight", "source", "direction_p"]
     return pd.DataFrame(records, columns=columns)
+
+
+@dataclass(frozen=True)
+class ClassifiedFile:
+    """What :func:`classify_file` wrote."""
+
+    output: Path
+    n_rows: int
+    n_review: int
+
+
+def classify_file(input_file: Path, output: Path, loaded: LoadedModel, encoder: Encoder, codebook: Codebook, *,
+                  cache: EmbeddingCacheLike | None = None, review_threshold: float = MIN_CONFIDENCE,
+                  show_progress: bool = False) -> ClassifiedFile:
+    """Code any Dutch text: ``input_file`` is .jsonl or .csv with ``id`` and ``text`` columns (an
+    optional ``question`` column gives the interviewer's question; other columns are passed
+    through). Writes one JSON line per row to ``output`` with every code's probability, the
+    predicted codes, their direction, ``needs_review`` and the model id."""
+    from pipeline.corpus import read_table
+
+    frame = read_table(input_file, required=("id", "text"))
+    questions = frame["question"].tolist() if "question" in frame.columns else None  # a null question is none
+    X, _, _ = featurize(frame["text"].astype(str).tolist(), encoder, questions=questions, cache=cache,
+                        show_progress=show_progress)
+    rows = code_rows(frame["id"].astype(str).tolist(), X, loaded.model, loaded.model_id, codebook,
+                     min_confidence=review_threshold)
+    extra = [c for c in frame.columns if c not in ("id", "text")]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as handle:
+        for row, (_, source) in zip(rows, frame.iterrows(), strict=True):
+            record = {**{c: source[c] for c in extra}, **coded_row_json(row)}
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    return ClassifiedFile(output, len(rows), sum(row.needs_review for row in rows))
+
+
+def check_encoder(loaded: LoadedModel, encoder: Encoder) -> None:
+    """Refuse an installed encoder that is not the version ``loaded`` was trained with.
+
+    Raises
+    ------
+    ModelCardMismatchError
+        When the encoder id differs from the one on the model card.
+    """
+    if encoder.encoder_id != loaded.card["encoder_id"]:
+        raise ModelCardMismatchError(
+            f"model {loaded.model_id} was trained with encoder {loaded.card['encoder_id']!r}, but "
+            f"{encoder.encoder_id!r} is installed here. Re-train with 'codeer train' or install the encoder "
+            "version on the card.")
+
+
+def open_encoder(loaded: LoadedModel, *, threads: int | None = None, device: str = "cpu") -> Encoder:
+    """Load the encoder named on ``loaded``'s card and check it is the version the model was trained with."""
+    encoder = load_encoder(loaded.card["encoder"], threads=threads, device=device)
+    check_encoder(loaded, encoder)
+    return encoder
 
 
 def n_new_corrections(store: Store, models_dir: Path) -> int:

@@ -6,7 +6,7 @@ Data: codings table -> :class:`CodedFragments` (evidence) -> :class:`Rating` /
 :class:`ContextRating` (verdicts) -> ``ratings.json``.
 """
 
-from pipeline.rating.calibration import calibrate_prediction_weight, out_of_fold_codings
+from pipeline.rating.calibration import calibrate_on_seed, calibrate_prediction_weight, out_of_fold_codings
 from pipeline.rating.context import ContextRating, rate_context
 from pipeline.rating.differences import Differences, IncentiveSpread, LearningPair, compare_municipalities
 from pipeline.rating.evidence import (
@@ -33,7 +33,7 @@ from pipeline.rating.verdicts import Rating, rate_incentives
 __all__ = [
     "CODING_COLUMNS", "CONTEXT_VERDICTS", "CodedFragments", "ContextRating", "Differences", "IncentiveSpread",
     "LearningPair", "RATINGS", "Rating", "RatingRules", "agreement_with_answer_key",
-    "calibrate_prediction_weight", "coded_fragments", "codings_from_annotations", "compare_municipalities",
+    "calibrate_on_seed", "calibrate_prediction_weight", "coded_fragments", "codings_from_annotations", "compare_municipalities",
     "context_frame", "load_rating_rules", "out_of_fold_codings", "parse_rating_rules", "previous_ratings",
     "questionnaire_evidence", "questionnaire_evidence_of", "rate_context", "rate_incentives", "read_regions",
     "ThesisCheck", "check_against_thesis", "thesis_codings", "threshold_sensitivity",

@@ -20,7 +20,8 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from pipeline.codebook import Codebook
-from pipeline.coding import CodingModel, Features, TrainingSet, code_rows, predictions_for, training_set
+from pipeline.coding import CodingModel, Features, TrainingConfig, TrainingSet, code_rows, predictions_for, training_set
+from pipeline.coding.embed import EmbeddingCacheLike
 from pipeline.rating.evidence import CODING_COLUMNS, codings_from_annotations
 from pipeline.rating.rules import RatingRules
 from pipeline.rating.verdicts import rate_incentives
@@ -135,3 +136,19 @@ def calibrate_prediction_weight(annotations: Sequence[Annotation], predicted: pd
         variant = rules.model_copy(update={"evidence": rules.evidence.model_copy(update={"min_predicted_weight": value})})
         points.append(swapped_agreement(human, predicted, codebook, variant, questionnaire))
     return points
+
+
+def calibrate_on_seed(codebook: Codebook, rules: RatingRules, questionnaire: pd.DataFrame | None,
+                      candidates: Sequence[float], *, config: TrainingConfig,
+                      cache: EmbeddingCacheLike | None = None, show_progress: bool = False) -> list[CalibrationPoint]:
+    """:func:`calibrate_prediction_weight` on the shipped seed annotations: embed them with
+    ``config``'s encoder, code every transcript out of fold, and score each candidate."""
+    from pipeline.coding import featurize, load_encoder, model_fitter, seed_annotations
+
+    annotations = seed_annotations(codebook)
+    data = training_set(annotations, codebook)
+    encoder = load_encoder(config.encoder)
+    X, _, _ = featurize(data.texts, encoder, questions=data.questions, cache=cache, show_progress=show_progress)
+    fit, _ = model_fitter(codebook, data.codes, encoder, config, cache=cache)
+    predicted = out_of_fold_codings(annotations, X, codebook, fit, n_splits=config.n_splits)
+    return calibrate_prediction_weight(annotations, predicted, codebook, rules, questionnaire, candidates)

@@ -11,6 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.codebook import Codebook
+from pipeline.coding import LoadedModel
+from pipeline.coding.embed import EmbeddingCacheLike, Encoder
+from pipeline.rating import ContextRating, Rating
 from pipeline.store import Store
 
 logger = logging.getLogger(__name__)
@@ -20,8 +23,8 @@ logger = logging.getLogger(__name__)
 class RateResult:
     """Ratings, their files and the report files."""
 
-    ratings: list = field(default_factory=list)
-    context: list = field(default_factory=list)
+    ratings: list[Rating] = field(default_factory=list)
+    context: list[ContextRating] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     n_codings: int = 0
 
@@ -48,6 +51,23 @@ def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, mo
                                fictional=fictional, region_name=region_name)
         files += [written.html, written.markdown, written.excel]
     return RateResult(ratings, context, files)
+
+
+def rate_table(table: Path, loaded: LoadedModel, encoder: Encoder, codebook: Codebook, out_dir: Path, *,
+               cache: EmbeddingCacheLike | None = None, report: bool = False,
+               regions: Mapping[str, str] | None = None) -> RateResult:
+    """Classify a table of utterances (.jsonl/.csv: ``id,text,municipality,respondent[,role,region,
+    question]``) with ``loaded`` and rate it alone, without the database (:func:`rate_codings`).
+    A ``region`` column (or ``regions``: municipality -> region) says which region a row belongs to."""
+    from pipeline.coding import classify_table
+    from pipeline.corpus import read_table
+
+    frame = read_table(table, required=("id", "text", "municipality", "respondent"))
+    codings = classify_table(frame, loaded, encoder, codebook, cache=cache)
+    if "region" in frame.columns:
+        region_of = dict(zip(frame["id"].astype(str), frame["region"].astype(str), strict=True))
+        codings["region"] = codings["utterance_id"].astype(str).map(region_of)
+    return rate_codings(codings, codebook, out_dir, model_id=loaded.model_id, report=report, regions=regions)
 
 
 QUOTE_COLUMNS = ["utterance_id", "code", "respondent", "text", "direction", "facet", "source"]
