@@ -42,10 +42,10 @@ def store(fresh_store, segmenter, tmp_path: Path):
     path.write_text(HOSTILE, encoding="utf-8")
     assert not ingest_paths([path], fresh_store, segmenter).failed
     utterances = sorted(fresh_store.iter_utterances(), key=lambda u: u.position)
-    predictions = [Prediction(u.utterance_id, "m1", "tijd_evaluatie", 0.52 + 0.01 * u.position, True, "-", 0.6)
+    predictions = [Prediction(u.utterance_id, "m1", "tijd_evaluatie", 0.41 + 0.01 * u.position, True, "-", 0.6)
                    for u in utterances]
     fresh_store.save_predictions(predictions)
-    review.enqueue(fresh_store, predictions, {"tijd_evaluatie": 0.5}, model_id="m1")
+    review.enqueue(fresh_store, predictions, {"tijd_evaluatie": 0.4}, model_id="m1")  # weak predicted codes
     add_user(fresh_store, "anna", "annotator", PASSWORD)
     add_user(fresh_store, "beheer", "admin", PASSWORD)
     return fresh_store

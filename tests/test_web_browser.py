@@ -43,11 +43,11 @@ def server(sqlite_review_store):
     predictions = []
     for u in utterances:
         unsure = u.position in (1, 4)
-        predictions += [Prediction(u.utterance_id, "m1", "tijd_evaluatie", 0.55 if unsure else 0.02, unsure,
+        predictions += [Prediction(u.utterance_id, "m1", "tijd_evaluatie", 0.42 if unsure else 0.02, unsure,
                                    "-" if unsure else None, 0.9 if unsure else None),
                         Prediction(u.utterance_id, "m1", "analyse", 0.30 if unsure else 0.01, False)]
     store.save_predictions(predictions)
-    assert review.enqueue(store, predictions, {"tijd_evaluatie": 0.5, "analyse": 0.5}, model_id="m1") == 2
+    assert review.enqueue(store, predictions, {"tijd_evaluatie": 0.4, "analyse": 0.5}, model_id="m1") == 2
     add_user(store, "anna", "annotator", PASSWORD)
     app = create_app(store, load_codebook(), secret_key="browser-test", secure_cookies=False)
     port = _free_port()
