@@ -47,12 +47,13 @@ def run_evaluation(
                               "codes": data.codes, "skipped_codes": skipped, "config": asdict(config),
                               "encoders": {}, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     chosen = config.encoder if config.encoder != "default" else "e5+use"
-    loaded, models = {}, {}
+    loaded, models, fitted = {}, {}, {}
     for name in dict.fromkeys([chosen, *encoders]):
         started = time.perf_counter()
         loaded[name] = load_encoder(name)
         X, _, _ = featurize(data.texts, loaded[name], questions=data.questions, cache=cache)
         fit, _ = model_fitter(codebook, data.codes, loaded[name], config, cache=cache)
+        fitted[name] = (X, fit)
         models[name] = fit(X, data)
         real = yardstick_report(models[name], codebook, loaded[name], cache=cache, baselines=False)
         report["encoders"][name] = {"encoder_id": loaded[name].encoder_id,
@@ -60,8 +61,7 @@ def run_evaluation(
                                     "seconds": round(time.perf_counter() - started, 1)}
     report["chosen_encoder"] = chosen
     encoder = loaded[chosen]
-    X, _, _ = featurize(data.texts, encoder, questions=data.questions, cache=cache)
-    fit, _ = model_fitter(codebook, data.codes, encoder, config, cache=cache)
+    X, fit = fitted[chosen]  # the chosen encoder's features and fitter, made once above
     if codebook.version == SOURCES_CODEBOOK:
         items = yardstick_items(codebook)
         report["yardstick"] = {"n_items": len(items), "model": report["encoders"][chosen]["yardstick"],
