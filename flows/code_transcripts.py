@@ -102,15 +102,17 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
 def rate_task(model_path: str, config: RunConfig) -> list[dict[str, object]]:
     """Rate from the store, write ratings and the report; return the ratings that moved."""
     from pipeline.codebook import load_codebook
-    from pipeline.rating import previous_ratings, questionnaire_evidence_of, rating_changes
+    from pipeline.rating import previous_ratings, questionnaire_evidence_of, rating_changes, read_regions
     from pipeline.report import rate_store
 
     context = run_context(config)
     loaded, store, out_dir = context.model(model_path), context.store, context.paths.reports_dir
     before = previous_ratings(out_dir)
+    regions_file = context.paths.regions_file  # the same workspace file `codeer rate` reads
     result = rate_store(store, load_codebook(config.codebook_version), out_dir, model_id=loaded.model_id,
                         questionnaire=questionnaire_evidence_of(store), fictional=config.fictional,
-                        region_name=config.region_name)
+                        region_name=config.region_name,
+                        regions=read_regions(regions_file) if regions_file is not None else None)
     return rating_changes(before, result.ratings)
 
 

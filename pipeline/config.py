@@ -71,6 +71,12 @@ class WorkspacePaths:
         return self.home / "reports"
 
     @property
+    def regions_file(self) -> Path | None:
+        """The workspace's municipality -> region file (``regions.yaml``, ``.yml`` or ``.csv``), if any."""
+        found = (self.home / name for name in ("regions.yaml", "regions.yml", "regions.csv"))
+        return next((path for path in found if path.is_file()), None)
+
+    @property
     def cache_dir(self) -> Path:
         """Caches (embeddings)."""
         return self.cache_root if self.cache_root is not None else self.home / "cache"

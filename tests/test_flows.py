@@ -54,12 +54,16 @@ def test_flows_second_run_embeds_and_classifies_nothing(prefect_harness, flow_mo
     from prefect.artifacts import Artifact
 
     config = _config(tmp_path / "home", small_demo_corpus, flow_model)
+    config.home.mkdir()
+    # the workspace's regions file, as `codeer rate` reads it: two regions from one input
+    (config.home / "regions.yaml").write_text("regions:\n  Noord: [Eschveld]\n  Zuid: [Hulsterlo]\n", encoding="utf-8")
     first = code_transcripts(config)
     assert (first["transcripts_new"], first["transcripts_unchanged"], first["transcripts_failed"]) == (3, 0, [])
     assert first["utterances_classified"] > 100 and first["utterances_embedded"] > 100
     assert first["model"] == flow_model.name and first["ratings_changed"]
     ratings, rows = _ratings(config.home), _rows(config.url)
     assert {r["municipality"] for r in ratings} >= {"Eschveld", "Hulsterlo"}
+    assert {r["municipality"] for r in ratings if r["level"] == "region"} == {"Noord", "Zuid"}
 
     second = code_transcripts(config)
     assert (second["transcripts_new"], second["transcripts_changed"], second["transcripts_unchanged"]) == (0, 0, 3)

@@ -58,9 +58,7 @@ def report(obj: Context, output: Path | None, model_ref: str, fictional: bool, r
 def _regions(obj: Context, regions_path: Path | None) -> dict[str, str] | None:
     from pipeline.rating import read_regions
 
-    if regions_path is None:
-        found = [obj.settings.home / name for name in ("regions.yaml", "regions.yml", "regions.csv")]
-        regions_path = next((path for path in found if path.is_file()), None)
+    regions_path = regions_path or obj.settings.paths.regions_file
     return read_regions(regions_path) if regions_path is not None else None
 
 
