@@ -104,7 +104,7 @@ def test_web_browser_accept_and_keyboard_correction(server, browser) -> None:
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login").click()
     wait.until(lambda d: d.current_url.endswith("/queue"))
-    assert "0 of 2 today" in browser.find_element(By.ID, "progress").text
+    assert "0 gedaan vandaag, 2 open" in browser.find_element(By.ID, "progress").text
 
     browser.find_element(By.ID, "start").click()
     wait.until(lambda d: "/item/" in d.current_url)
@@ -113,7 +113,7 @@ def test_web_browser_accept_and_keyboard_correction(server, browser) -> None:
     press("a")  # accept the suggestion
     wait.until(lambda d: "/item/" in d.current_url and not d.current_url.endswith(first))
     second = browser.current_url.rsplit("/", 1)[1]
-    assert "1 of 2 today" in browser.find_element(By.ID, "progress").text
+    assert "1 gedaan vandaag, 1 open" in browser.find_element(By.ID, "progress").text
 
     # suggestion 1 is tijd_evaluatie (checked), 2 is analyse: take analyse with +, drop tijd_evaluatie
     press("2", "+", "1")
@@ -121,7 +121,7 @@ def test_web_browser_accept_and_keyboard_correction(server, browser) -> None:
     assert boxes["analyse"] and not boxes["tijd_evaluatie"]
     press(Keys.ENTER)
     wait.until(lambda d: d.current_url.endswith("/queue"))
-    assert "2 of 2 today" in browser.find_element(By.ID, "progress").text
+    assert "2 gedaan vandaag, niets meer open" in browser.find_element(By.ID, "progress").text
 
     items = store.review_items_by_id([first, second])
     assert (items[first].status, items[first].decided_by) == (ReviewStatus.ACCEPTED, "anna")
