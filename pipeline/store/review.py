@@ -207,11 +207,14 @@ class ReviewQueries:
                 of_utterance = of_utterance.where(u.c.respondent == respondent)
             query = query.where(of_utterance.exists())
         if code:
-            top = (sa.select(sa.func.max(other.c.probability))
-                   .where(other.c.utterance_id == r.c.utterance_id, other.c.model_id == r.c.model_id).scalar_subquery())
+            # "no code is more probable" stops at the first more probable code: for most items
+            # the wanted code is not the top one, and that is found in a row or two
+            more_probable = sa.select(other.c.code).where(
+                other.c.utterance_id == p.c.utterance_id, other.c.model_id == p.c.model_id,
+                other.c.probability > p.c.probability).exists()
             query = query.where(sa.select(p.c.code).where(
                 p.c.utterance_id == r.c.utterance_id, p.c.model_id == r.c.model_id, p.c.code == code,
-                sa.or_(p.c.predicted.is_(True), p.c.probability >= top)).exists())
+                sa.or_(p.c.predicted.is_(True), ~more_probable)).exists())
         return query
 
     def review_codings_of(self, utterance_id: str, user: str) -> tuple[Coding, ...]:

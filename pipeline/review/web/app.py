@@ -145,9 +145,10 @@ def create_app(
         return review.ReviewFilter(**{k: v for k, v in request.session.get("queue_filter", {}).items()
                                       if k in ("municipality", "respondent", "code")})
 
-    def mine_of(user: User, after: str | None = None) -> list[ReviewItem]:
-        """The model items ``user`` holds (hand-coding items live on the transcript page)."""
-        return [i for i in store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name)
+    def mine_of(user: User, after: str | None = None, only: review.ReviewFilter | None = None) -> list[ReviewItem]:
+        """The model items ``user`` holds, within ``only`` (hand-coding items live on the transcript page)."""
+        narrow = (only or review.ReviewFilter()).as_kwargs()
+        return [i for i in store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name, **narrow)
                 if i.model_id != MANUAL_MODEL_ID and i.item_id != after]
 
     @app.get("/login", response_class=HTMLResponse)
@@ -294,7 +295,7 @@ def create_app(
     def _next_item(request: Request, after: str | None) -> Response:
         user: User = request.state.user
         only = queue_filter(request)
-        mine = mine_of(user, after)
+        mine = mine_of(user, after, only)
         if not mine:
             mine = review.claim_next(store, user.name, app.state.batch_size, only=only)
         if not mine:
