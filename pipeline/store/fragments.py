@@ -1,16 +1,19 @@
 """The evidence pages' SQL (issue 21): a transcript's utterances with their human and model
-codes, and the fragments of one code in one municipality; mixed into
-:class:`pipeline.store.database.Store`."""
+codes, the fragments of one code in one municipality, and the hand-coding item through which a
+person codes any utterance; mixed into :class:`pipeline.store.database.Store`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from pipeline.records import MANUAL_MODEL_ID, Utterance
+from pipeline.records import MANUAL_MODEL_ID, Coding, ReviewItem, ReviewStatus, Utterance
 from pipeline.store.rows import _utterance_from_row
 
 
@@ -48,6 +51,43 @@ class FragmentQueries:
     utterances: sa.Table
     annotations: sa.Table
     predictions: sa.Table
+    review_items: sa.Table
+
+    if TYPE_CHECKING:
+        def transaction(self) -> AbstractContextManager[Connection]: ...
+
+        @staticmethod
+        def _review_item(row: sa.RowMapping) -> ReviewItem: ...
+
+    def review_codings_of(self, utterance_id: str, user: str) -> tuple[Coding, ...]:
+        """``user``'s own review codings of one utterance (what a new decision of theirs replaces)."""
+        a = self.annotations
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(a.c.code, a.c.direction, a.c.facet).where(
+                a.c.utterance_id == utterance_id, a.c.annotator == user, a.c.origin == "review").order_by(a.c.id))
+            return tuple(Coding(row.code, row.direction, row.facet) for row in rows)
+
+    def open_manual_review_item(self, item_id: str, utterance_id: str, model_id: str, user: str, at: str,
+                                until: str) -> ReviewItem:
+        """The review item through which ``user`` codes an utterance by hand, claimed by them.
+
+        Created (priority 0, reason ``manual``) when missing; a decided one is opened again
+        (its version raised) so the next decision goes through the usual guarded path.
+        """
+        r = self.review_items
+        with self.transaction() as connection:
+            row = connection.execute(sa.select(r).where(r.c.id == item_id)).mappings().first()
+            if row is None:
+                connection.execute(r.insert().values(
+                    id=item_id, utterance_id=utterance_id, model_id=model_id, status=ReviewStatus.CLAIMED.value,
+                    priority=0.0, reasons=json.dumps(["manual"]), uncertainty=0.0, impact=0.0, version=0,
+                    created_at=at, claimed_by=user, claimed_until=until))
+            else:
+                connection.execute(r.update().where(r.c.id == item_id).values(
+                    status=ReviewStatus.CLAIMED.value, claimed_by=user, claimed_until=until, decided_by=None,
+                    decided_at=None, version=r.c.version + 1))
+            row = connection.execute(sa.select(r).where(r.c.id == item_id)).mappings().one()
+        return self._review_item(row)
 
     def transcript_info(self, transcript_id: str) -> TranscriptInfo | None:
         """One stored transcript's identity (no text); None when there is none with this id."""

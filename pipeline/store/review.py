@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.errors import ReviewConflictError, ReviewItemNotFoundError, UserExistsError
-from pipeline.records import MANUAL_MODEL_ID, Coding, Prediction, ReviewDecision, ReviewItem, ReviewStatus, User, UserRole, Utterance
-from pipeline.store.rows import _codings_from_json, _codings_json, _utterance_from_row
+from pipeline.records import (MANUAL_MODEL_ID, Coding, Prediction, ReviewDecision, ReviewItem, ReviewStatus, User,
+                              UserRole, Utterance)
+from pipeline.store.rows import _codings_from_json, _codings_json, _utterance_from_row, narrow_review_items
 
 
 class UserQueries:
@@ -156,10 +157,11 @@ class ReviewQueries:
                           respondent: str | None = None, code: str | None = None) -> list[ReviewItem]:
         """Review items, highest priority first (ties: oldest, then id).
 
-        ``municipality``, ``respondent`` and ``code`` narrow the list (see :meth:`_narrow_review_items`)."""
+        ``municipality``, ``respondent`` and ``code`` narrow the list (see :func:`pipeline.store.rows.narrow_review_items`)."""
         r = self.review_items
         query = sa.select(r).order_by(r.c.priority.desc(), r.c.created_at, r.c.id)
-        query = self._narrow_review_items(query, municipality, respondent, code)
+        query = narrow_review_items(query, self.review_items, self.utterances, self.predictions,
+                                    municipality, respondent, code)
         if statuses:
             query = query.where(r.c.status.in_([str(s) for s in statuses]))
         if claimed_by is not None:
@@ -185,67 +187,10 @@ class ReviewQueries:
                    r.c.model_id != MANUAL_MODEL_ID)  # a hand-coding item belongs to its coder alone
             .order_by(r.c.priority.desc(), r.c.created_at, r.c.id).limit(limit)
         )
-        query = self._narrow_review_items(query, municipality, respondent, code)
+        query = narrow_review_items(query, self.review_items, self.utterances, self.predictions,
+                                    municipality, respondent, code)
         with self.engine.connect() as connection:
             return [(self._review_item(row), row["utterance_text"]) for row in connection.execute(query).mappings()]
-
-    def _narrow_review_items(self, query: sa.Select, municipality: str | None,  # type: ignore[type-arg]
-                             respondent: str | None, code: str | None) -> sa.Select:  # type: ignore[type-arg]
-        """Only items of one municipality, one respondent and/or one suggested code.
-
-        An item suggests a code when its model predicts the code for the utterance or, where
-        the model predicts none, when the code is the model's most probable one.
-        """
-        r = self.review_items
-        # aliases: the outer query may join utterances itself, which must not swallow these subqueries
-        u, p, other = self.utterances.alias("narrow_u"), self.predictions.alias("narrow_p"), self.predictions.alias("top_p")
-        if municipality or respondent:
-            of_utterance = sa.select(u.c.id).where(u.c.id == r.c.utterance_id)
-            if municipality:
-                of_utterance = of_utterance.where(u.c.municipality == municipality)
-            if respondent:
-                of_utterance = of_utterance.where(u.c.respondent == respondent)
-            query = query.where(of_utterance.exists())
-        if code:
-            # "no code is more probable" stops at the first more probable code: for most items
-            # the wanted code is not the top one, and that is found in a row or two
-            more_probable = sa.select(other.c.code).where(
-                other.c.utterance_id == p.c.utterance_id, other.c.model_id == p.c.model_id,
-                other.c.probability > p.c.probability).exists()
-            query = query.where(sa.select(p.c.code).where(
-                p.c.utterance_id == r.c.utterance_id, p.c.model_id == r.c.model_id, p.c.code == code,
-                sa.or_(p.c.predicted.is_(True), ~more_probable)).exists())
-        return query
-
-    def review_codings_of(self, utterance_id: str, user: str) -> tuple[Coding, ...]:
-        """``user``'s own review codings of one utterance (what a new decision of theirs replaces)."""
-        a = self.annotations
-        with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(a.c.code, a.c.direction, a.c.facet).where(
-                a.c.utterance_id == utterance_id, a.c.annotator == user, a.c.origin == "review").order_by(a.c.id))
-            return tuple(Coding(row.code, row.direction, row.facet) for row in rows)
-
-    def open_manual_review_item(self, item_id: str, utterance_id: str, model_id: str, user: str, at: str,
-                                until: str) -> ReviewItem:
-        """The review item through which ``user`` codes an utterance by hand, claimed by them.
-
-        Created (priority 0, reason ``manual``) when missing; a decided one is opened again
-        (its version raised) so the next decision goes through the usual guarded path.
-        """
-        r = self.review_items
-        with self.transaction() as connection:
-            row = connection.execute(sa.select(r).where(r.c.id == item_id)).mappings().first()
-            if row is None:
-                connection.execute(r.insert().values(
-                    id=item_id, utterance_id=utterance_id, model_id=model_id, status=ReviewStatus.CLAIMED.value,
-                    priority=0.0, reasons=json.dumps(["manual"]), uncertainty=0.0, impact=0.0, version=0,
-                    created_at=at, claimed_by=user, claimed_until=until))
-            else:
-                connection.execute(r.update().where(r.c.id == item_id).values(
-                    status=ReviewStatus.CLAIMED.value, claimed_by=user, claimed_until=until, decided_by=None,
-                    decided_at=None, version=r.c.version + 1))
-            row = connection.execute(sa.select(r).where(r.c.id == item_id)).mappings().one()
-        return self._review_item(row)
 
     def claim_review_item(self, item_id: str, user: str, at: str, until: str) -> ReviewItem | None:
         """Claim one item for ``user`` until ``until``; None when someone else holds it or it is decided.
