@@ -85,6 +85,14 @@ def test_transcript_page_shows_codes_in_the_margin_and_no_header(store) -> None:
     assert page.count("Hoe ervaart u de werkdruk?") == 1
 
 
+def test_transcripts_index_links_every_transcript_by_respondent_code(store) -> None:
+    page = client_for(store).get("/transcripts").text
+    for municipality in ("Testerveen", "Zuiderveen"):
+        transcript_id, _ = first_transcript(store, municipality)
+        assert f'href="/transcripts/{transcript_id}"' in page
+    assert "BQ-review.txt" not in page and "MZ.txt" not in page  # file names may carry names
+
+
 def test_transcript_page_of_unknown_transcript_is_404(store) -> None:
     response = client_for(store).get("/transcripts/no-such-transcript")
     assert response.status_code == 404 and "does not exist" in response.text

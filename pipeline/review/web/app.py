@@ -304,6 +304,12 @@ def create_app(
             return RedirectResponse("/queue", status_code=303)
         return RedirectResponse(f"/item/{mine[0].item_id}", status_code=303)
 
+    @app.get("/transcripts", response_class=HTMLResponse)
+    def transcripts_page(request: Request) -> HTMLResponse:
+        # by respondent code and municipality only: the file name may carry a name
+        listed = sorted(store.list_transcripts(), key=lambda t: (t.municipality, t.role, t.respondent))
+        return render(request, "transcripts.html", transcripts=listed)
+
     @app.get("/transcripts/{transcript_id}", response_class=HTMLResponse)
     def transcript_page(request: Request, transcript_id: str) -> HTMLResponse:
         try:
