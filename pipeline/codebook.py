@@ -6,6 +6,7 @@ how the codes of one version derive from the other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -117,6 +118,23 @@ class Codebook:
             if self[ancestor].kind == "building_block":
                 return ancestor
         return None
+
+    def root(self, code_id: str) -> Code:
+        """The top of a code's branch: the building block of an incentive, the top group of a
+        context code (``effecten``, ``verschillen``, ...), or the code itself when it has no parent."""
+        ancestors = self.ancestors(code_id)
+        return self[ancestors[-1]] if ancestors else self[code_id]
+
+    def grouped(self, code_ids: Sequence[str]) -> list[tuple[Code, tuple[str, ...]]]:
+        """``code_ids`` grouped by :meth:`root`, groups in codebook order, codes in the given order.
+
+        What the review page lists under one heading per building block (or context group).
+        """
+        groups: dict[str, list[str]] = {}
+        for code_id in code_ids:
+            groups.setdefault(self.root(code_id).id, []).append(code_id)
+        order = {code.id: i for i, code in enumerate(self.codes)}
+        return [(self[root], tuple(ids)) for root, ids in sorted(groups.items(), key=lambda kv: order[kv[0]])]
 
     def tree_lines(self) -> list[str]:
         """The code tree as indented lines, for ``codeer codebook show``."""

@@ -232,3 +232,7 @@ class AuthenticationError(CodeerError, PermissionError):
 
 class ReviewInputError(CodeerError, ValueError):
     """Predictions or codings handed to the review queue are not what it expects."""
+
+
+class NotFoundError(CodeerError, LookupError):
+    """A transcript or utterance id asked for on a page that is not in the store."""

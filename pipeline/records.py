@@ -193,6 +193,11 @@ class UserRole(StrEnum):
     ADMIN = "admin"
 
 
+# The model id of the review items through which a person codes an utterance by hand
+# (the transcript page): they go through the same decisions and audit trail as model items.
+MANUAL_MODEL_ID = "manual"
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewItem:
     """One utterance, as one model coded it, waiting for (or past) a human decision.

@@ -100,7 +100,7 @@ def test_web_login_sets_a_strict_httponly_cookie(store) -> None:
     local = TestClient(create_app(store, load_codebook(), secret_key="k", secure_cookies=False))
     assert "secure" not in login(local).headers["set-cookie"].lower()
     page = secure.get("/queue")
-    assert page.status_code == 200 and "0 of 2 today" in page.text
+    assert page.status_code == 200 and "0 gedaan vandaag, 2 open" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
 
@@ -185,7 +185,7 @@ def test_web_review_flow_and_conflict(app, store) -> None:
     started = anna.post("/claim", data={"csrf_token": csrf(anna.get("/queue").text)}, follow_redirects=False)
     first_id = started.headers["location"].removeprefix("/item/")
     page = anna.get(f"/item/{first_id}").text
-    assert 'id="utterance"' in page and "tijd_evaluatie" in page and "0 of 2 today" in page
+    assert 'id="utterance"' in page and "tijd_evaluatie" in page and "0 gedaan vandaag, 2 open" in page
     version = re.search(r'name="version" value="(\d+)"', page).group(1)
     corrected = anna.post(f"/item/{first_id}/correct", data={
         "csrf_token": csrf(page), "version": version, "code": ["analyse", "tijd_evaluatie"],

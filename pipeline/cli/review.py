@@ -80,7 +80,8 @@ def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, 
         click.echo("Note: off the loopback address the session cookie is Secure; browsers only keep it over "
                    "HTTPS. Pass --ssl-certfile/--ssl-keyfile or put a TLS proxy in front.", err=True)
     serve(obj.store, load_codebook(obj.settings.codebook_version), home=obj.settings.home, host=host, port=port,
-          ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+          ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+          review_budget=getattr(obj.settings, "review_budget", None))  # the setting may not exist yet
 
 
 @cli.group("review", invoke_without_command=True)

@@ -3,14 +3,24 @@
 ways to review: the web page (:mod:`pipeline.review.web`), the terminal and Label Studio.
 """
 
+from pipeline.review.evidence import (
+    Fragment,
+    MarginCode,
+    TranscriptLine,
+    TranscriptView,
+    code_fragments,
+    transcript_view,
+)
 from pipeline.review.labelstudio import export_label_studio, import_label_studio
 from pipeline.review.priority import Reason, Uncertainty, assess_uncertainty, evidence_impact, text_shingles
 from pipeline.review.queue import (
     Progress,
     ReviewContext,
+    ReviewFilter,
     accept,
     claim_next,
     claim_one,
+    code_fragment,
     correct,
     enqueue,
     export_review_csv,
@@ -25,9 +35,12 @@ from pipeline.review.queue import (
 )
 from pipeline.review.terminal import run_terminal_review
 from pipeline.review.users import add_user, authenticate, list_users
+from pipeline.review.wording import progress_text, reason_text, reasons_text
 
 __all__ = [
-    "Progress", "Reason", "ReviewContext", "Uncertainty", "accept", "add_user", "assess_uncertainty",
+    "Fragment", "MarginCode", "Progress", "Reason", "ReviewContext", "ReviewFilter", "TranscriptLine",
+    "TranscriptView", "Uncertainty", "accept", "code_fragment", "code_fragments", "progress_text", "reason_text",
+    "reasons_text", "transcript_view", "add_user", "assess_uncertainty",
     "authenticate", "claim_next", "claim_one", "correct", "enqueue", "evidence_impact", "export_label_studio",
     "export_review_csv", "get_item", "import_label_studio", "item_context", "list_users", "progress",
     "review_annotations", "review_item_id", "run_terminal_review", "skip", "suggested_codings",

@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.codebook import Codebook
-from pipeline.errors import ReviewInputError, ReviewItemNotFoundError
+from pipeline.errors import NotFoundError, ReviewInputError, ReviewItemNotFoundError
 from pipeline.records import (
+    MANUAL_MODEL_ID,
     Annotation,
     Coding,
     Prediction,
@@ -77,6 +78,33 @@ class Progress:
     def n_total(self) -> int:
         """Decisions made today plus items still open."""
         return self.n_done + self.n_open
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFilter:
+    """Which part of the queue an annotator works on: one municipality, respondent and/or code.
+
+    ``code`` matches the items whose model suggests it (predicted, or the most probable code
+    where nothing is predicted). Empty fields do not narrow.
+    """
+
+    municipality: str | None = None
+    respondent: str | None = None
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("municipality", "respondent", "code"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, value.strip() or None if isinstance(value, str) else None)
+
+    @property
+    def active(self) -> bool:
+        """Whether the filter narrows the queue at all."""
+        return bool(self.municipality or self.respondent or self.code)
+
+    def as_kwargs(self) -> dict[str, str | None]:
+        """The keyword arguments of the store's queue queries."""
+        return {"municipality": self.municipality, "respondent": self.respondent, "code": self.code}
 
 
 def _iso(moment: datetime) -> str:
@@ -192,20 +220,22 @@ def enqueue(
 
 def claim_next(
     store: Store, user: str, n: int = 1, *, claim_minutes: int = CLAIM_MINUTES, diversity: bool = True,
-    now: datetime | None = None,
+    now: datetime | None = None, only: ReviewFilter | None = None,
 ) -> list[ReviewItem]:
     """Claim up to ``n`` items for ``user``, highest priority first, for ``claim_minutes``.
 
     Items ``user`` already holds come back first (their claim renewed); an expired claim of
     someone else is taken over. With ``diversity`` a near-duplicate of an item already in the
-    batch waits for a later batch, unless nothing else is left.
+    batch waits for a later batch, unless nothing else is left. ``only`` keeps to one part of
+    the queue (see :class:`ReviewFilter`).
     """
     moment = _now(now)
     at, until = _iso(moment), _iso(moment + timedelta(minutes=claim_minutes))
     chosen: list[ReviewItem] = []
     deferred: list[ReviewItem] = []
     duplicates = _DuplicateIndex()
-    for item, text in store.claimable_review_items(user, at, limit=max(50, 10 * n)):
+    narrow = (only or ReviewFilter()).as_kwargs()
+    for item, text in store.claimable_review_items(user, at, limit=max(50, 10 * n), **narrow):
         if len(chosen) >= n:
             break
         shingles = text_shingles(text)
@@ -297,6 +327,49 @@ def undo_last(store: Store, user: str, *, claim_minutes: int = CLAIM_MINUTES,
     """
     moment = _now(now)
     return store.undo_last_review_decision(user, _iso(moment), _iso(moment + timedelta(minutes=claim_minutes)))
+
+
+def code_fragment(store: Store, utterance_id: str, user: str, coding: Coding, *, codebook: Codebook,
+                  span: tuple[int, int] | None = None, remove: bool = False,
+                  claim_minutes: int = CLAIM_MINUTES, now: datetime | None = None) -> ReviewDecision:
+    """Code (or with ``remove`` uncode) any utterance by hand, as ``user``, from the transcript.
+
+    The coding joins ``user``'s other review codings of the utterance (a code given again
+    replaces its direction and facet) and goes the way of every review decision: a
+    ``correct`` on the user's own hand-coding item (model id ``manual``), one guarded
+    transaction, the audit trail, :func:`undo_last`, annotations of origin ``review`` for
+    training. ``span`` is the selected part of the utterance as character offsets into its
+    text, end exclusive; the utterance stays the unit the model learns from, the span is
+    recorded in the decision's note.
+
+    Raises
+    ------
+    NotFoundError
+        No utterance with this id.
+    ReviewInputError
+        The span lies outside the utterance, or the code cannot be given (a group code).
+    UnknownCodeError
+        The code is not in ``codebook``.
+    """
+    utterance = store.utterances_by_id([utterance_id]).get(utterance_id)
+    if utterance is None:
+        raise NotFoundError(f"utterance {utterance_id!r} does not exist (any more); reload the transcript page.")
+    codebook[coding.code]  # an unknown code fails here, before anything is written
+    if span is not None:
+        start, end = span
+        if not 0 <= start < end <= len(utterance.text):
+            raise ReviewInputError(f"the selection {start}-{end} lies outside utterance {utterance_id} "
+                                   f"(0-{len(utterance.text)} characters); select the text again.")
+    moment = _now(now)
+    item = store.open_manual_review_item(review_item_id(utterance_id, f"{MANUAL_MODEL_ID}/{user}"), utterance_id,
+                                         MANUAL_MODEL_ID, user, _iso(moment),
+                                         _iso(moment + timedelta(minutes=claim_minutes)))
+    kept = [c for c in store.review_codings_of(utterance_id, user) if c.code != coding.code]
+    codings = kept if remove else [*kept, coding]
+    where = "hele uiting" if span is None else f"tekens {span[0]}-{span[1]} van de uiting"
+    action = "verwijderd" if remove else f"{coding.direction}"
+    note = f"vanuit het transcript: {coding.code} {action} ({where})"
+    return correct(store, item.item_id, user, codings, version=item.version, codebook=codebook, now=moment, note=note)
 
 
 def _check_codings(codings: Sequence[Coding], codebook: Codebook) -> None:

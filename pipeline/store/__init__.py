@@ -10,9 +10,10 @@ from pipeline.store.database import (
     open_store,
     upgrade_schema,
 )
+from pipeline.store.fragments import HumanCoding, TranscriptInfo
 from pipeline.store.rows import now
 
 __all__ = [
-    "CODINGS_FRAME_COLUMNS", "Store", "StoredAnnotation", "StoredTranscript", "now", "open_store",
-    "upgrade_schema",
+    "CODINGS_FRAME_COLUMNS", "HumanCoding", "Store", "StoredAnnotation", "StoredTranscript", "TranscriptInfo", "now",
+    "open_store", "upgrade_schema",
 ]

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.errors import ReviewConflictError, ReviewItemNotFoundError, UserExistsError
-from pipeline.records import Coding, Prediction, ReviewDecision, ReviewItem, ReviewStatus, User, UserRole, Utterance
-from pipeline.store.rows import _codings_from_json, _codings_json, _utterance_from_row
+from pipeline.records import (MANUAL_MODEL_ID, Coding, Prediction, ReviewDecision, ReviewItem, ReviewStatus, User,
+                              UserRole, Utterance)
+from pipeline.store.rows import _codings_from_json, _codings_json, _utterance_from_row, narrow_review_items
 
 
 class UserQueries:
@@ -152,10 +153,15 @@ class ReviewQueries:
         return found
 
     def list_review_items(self, statuses: Sequence[str] | None = None, *, limit: int | None = None,
-                          claimed_by: str | None = None) -> list[ReviewItem]:
-        """Review items, highest priority first (ties: oldest, then id)."""
+                          claimed_by: str | None = None, municipality: str | None = None,
+                          respondent: str | None = None, code: str | None = None) -> list[ReviewItem]:
+        """Review items, highest priority first (ties: oldest, then id).
+
+        ``municipality``, ``respondent`` and ``code`` narrow the list (see :func:`pipeline.store.rows.narrow_review_items`)."""
         r = self.review_items
         query = sa.select(r).order_by(r.c.priority.desc(), r.c.created_at, r.c.id)
+        query = narrow_review_items(query, self.review_items, self.utterances, self.predictions,
+                                    municipality, respondent, code)
         if statuses:
             query = query.where(r.c.status.in_([str(s) for s in statuses]))
         if claimed_by is not None:
@@ -165,19 +171,24 @@ class ReviewQueries:
         with self.engine.connect() as connection:
             return [self._review_item(row) for row in connection.execute(query).mappings()]
 
-    def claimable_review_items(self, user: str, at: str, limit: int) -> list[tuple[ReviewItem, str]]:
+    def claimable_review_items(self, user: str, at: str, limit: int, *, municipality: str | None = None,
+                               respondent: str | None = None, code: str | None = None) -> list[tuple[ReviewItem, str]]:
         """Items ``user`` may claim, highest priority first, with their utterance text.
 
-        Pending items, items whose claim expired before ``at``, and items ``user`` holds.
+        Pending items, items whose claim expired before ``at``, and items ``user`` holds;
+        ``municipality``, ``respondent`` and ``code`` narrow them as in :meth:`list_review_items`.
         """
         r, u = self.review_items, self.utterances
         query = (
             sa.select(r, u.c.text.label("utterance_text")).join(u, u.c.id == r.c.utterance_id)
             .where(sa.or_(r.c.status == ReviewStatus.PENDING.value,
                           sa.and_(r.c.status == ReviewStatus.CLAIMED.value,
-                                  sa.or_(r.c.claimed_until < at, r.c.claimed_by == user))))
+                                  sa.or_(r.c.claimed_until < at, r.c.claimed_by == user))),
+                   r.c.model_id != MANUAL_MODEL_ID)  # a hand-coding item belongs to its coder alone
             .order_by(r.c.priority.desc(), r.c.created_at, r.c.id).limit(limit)
         )
+        query = narrow_review_items(query, self.review_items, self.utterances, self.predictions,
+                                    municipality, respondent, code)
         with self.engine.connect() as connection:
             return [(self._review_item(row), row["utterance_text"]) for row in connection.execute(query).mappings()]
 

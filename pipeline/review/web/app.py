@@ -23,9 +23,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.middleware.sessions import SessionMiddleware
 
 from pipeline.codebook import Codebook
-from pipeline.errors import AuthenticationError, CodeerError, ReviewConflictError
-from pipeline.records import Coding, ReviewStatus, User, UserRole
+from pipeline.errors import AuthenticationError, CodeerError, NotFoundError, ReviewConflictError
+from pipeline.records import MANUAL_MODEL_ID, Coding, ReviewItem, ReviewStatus, User, UserRole
+from pipeline.review import evidence
 from pipeline.review import queue as review
+from pipeline.review.wording import DIRECTION_TEXT, FACET_TEXT, progress_text, reasons_text
 from pipeline.review.users import authenticate
 from pipeline.review.web.security import CSRF_FIELD, LoginLimiter, csrf_matches, new_csrf_token
 from pipeline.store import Store
@@ -70,6 +72,8 @@ def create_app(
     secure_cookies: bool = True,
     limiter: LoginLimiter | None = None,
     batch_size: int = BATCH_SIZE,
+    review_budget: int | None = None,
+    model_id: str | None = None,
 ) -> FastAPI:
     """Build the review app over one store and codebook.
 
@@ -86,6 +90,12 @@ def create_app(
         Failed-login limiter (default: 5 failures per 5 minutes per address and per name).
     batch_size : int
         Items claimed at a time.
+    review_budget : int or None
+        Tonight's goal of decisions per annotator (setting ``review_budget``); the progress line
+        counts against it. None: against the open items.
+    model_id : str or None
+        The model whose codes the transcript and fragments pages show; None: per page, the
+        model with the newest predictions there.
     """
     app = FastAPI(title="codeer review", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(_guard)])
@@ -94,6 +104,8 @@ def create_app(
     app.state.limiter = limiter or LoginLimiter()
     app.state.batch_size = batch_size
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+    env.globals.update(codebook=codebook, direction_text=DIRECTION_TEXT, facet_text=FACET_TEXT,
+                       reasons_text=reasons_text)
     templates = Jinja2Templates(env=env)
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="codeer_review",
                        max_age=SESSION_HOURS * 3600, same_site="strict", https_only=secure_cookies)
@@ -123,6 +135,21 @@ def create_app(
 
     def flash(request: Request, message: str) -> None:
         request.session["flash"] = message
+
+    def progress_line(user: User) -> str:
+        done = review.progress(store, user.name)
+        return progress_text(done.n_done, done.n_open, review_budget)
+
+    def queue_filter(request: Request) -> review.ReviewFilter:
+        """The annotator's queue filter, kept in the session so claiming and moving on honour it."""
+        return review.ReviewFilter(**{k: v for k, v in request.session.get("queue_filter", {}).items()
+                                      if k in ("municipality", "respondent", "code")})
+
+    def mine_of(user: User, after: str | None = None, only: review.ReviewFilter | None = None) -> list[ReviewItem]:
+        """The model items ``user`` holds, within ``only`` (hand-coding items live on the transcript page)."""
+        narrow = (only or review.ReviewFilter()).as_kwargs()
+        return [i for i in store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name, **narrow)
+                if i.model_id != MANUAL_MODEL_ID and i.item_id != after]
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "/queue") -> HTMLResponse:
@@ -161,11 +188,18 @@ def create_app(
     @app.get("/queue", response_class=HTMLResponse)
     def queue(request: Request) -> HTMLResponse:
         user: User = request.state.user
-        mine = store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name)
-        waiting = store.list_review_items([ReviewStatus.PENDING], limit=20)
+        if "filter" in request.query_params:  # the filter form was sent: it replaces the session's filter
+            wanted = {k: request.query_params.get(k, "") for k in ("municipality", "respondent", "code")}
+            wanted["code"] = _code_id(codebook, wanted["code"])
+            request.session["queue_filter"] = review.ReviewFilter(**wanted).as_kwargs()
+        only = queue_filter(request)
+        mine = mine_of(user)
+        waiting = store.list_review_items([ReviewStatus.PENDING], limit=20, **only.as_kwargs())
         texts = store.utterances_by_id([i.utterance_id for i in [*mine, *waiting]])
-        return render(request, "queue.html", mine=mine, waiting=waiting, texts=texts,
-                      progress=review.progress(store, user.name), counts=store.review_status_counts())
+        return render(request, "queue.html", mine=mine, waiting=waiting, texts=texts, only=only,
+                      suggestions=_suggestions(store, waiting), progress=progress_line(user),
+                      counts=store.review_status_counts(), municipalities=store.municipality_names(),
+                      respondents=store.respondent_names())
 
     @app.post("/claim")
     def claim(request: Request) -> Response:
@@ -178,7 +212,7 @@ def create_app(
             context = review.item_context(store, item_id)
         except CodeerError as err:
             raise HTTPException(404, str(err)) from err
-        mine = [i.item_id for i in store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name)]
+        mine = [i.item_id for i in mine_of(user)]
         position = mine.index(item_id) if item_id in mine else -1
         previous_id = mine[position - 1] if position > 0 else None
         next_id = mine[position + 1] if 0 <= position < len(mine) - 1 else None
@@ -188,10 +222,10 @@ def create_app(
         chosen = {c.code: c for c in review.suggested_codings(context.suggestions)}
         can_decide = context.item.status == ReviewStatus.PENDING or (
             context.item.status == ReviewStatus.CLAIMED and context.item.claimed_by == user.name)
-        return render(request, "item.html", ctx=context, codebook=codebook, suggested=suggested,
-                      numbered=ordered[:9], ordered=ordered, others=others, chosen=chosen, can_decide=can_decide,
-                      claimed_by_me=context.item.claimed_by == user.name, previous_id=previous_id, next_id=next_id,
-                      progress=review.progress(store, user.name))
+        return render(request, "item.html", ctx=context, suggested=suggested,
+                      numbered=ordered[:9], ordered=ordered, others=codebook.grouped(others), chosen=chosen,
+                      can_decide=can_decide, claimed_by_me=context.item.claimed_by == user.name,
+                      previous_id=previous_id, next_id=next_id, progress=progress_line(user))
 
     @app.post("/item/{item_id}/claim")
     def claim_item(request: Request, item_id: str) -> Response:
@@ -250,17 +284,72 @@ def create_app(
             flash(request, "Nothing to undo.")
             return RedirectResponse("/queue", status_code=303)
         flash(request, f"Undone: {undone.note}.")
+        item = store.review_items_by_id([undone.item_id]).get(undone.item_id)
+        if item is not None and item.model_id == MANUAL_MODEL_ID:  # a hand coding: back to its transcript
+            utterance = store.utterances_by_id([item.utterance_id]).get(item.utterance_id)
+            if utterance is not None:
+                return RedirectResponse(f"/transcripts/{utterance.transcript_id}#u{utterance.utterance_id}",
+                                        status_code=303)
         return RedirectResponse(f"/item/{undone.item_id}", status_code=303)
 
     def _next_item(request: Request, after: str | None) -> Response:
         user: User = request.state.user
-        mine = [i for i in store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name) if i.item_id != after]
+        only = queue_filter(request)
+        mine = mine_of(user, after, only)
         if not mine:
-            mine = review.claim_next(store, user.name, app.state.batch_size)
+            mine = review.claim_next(store, user.name, app.state.batch_size, only=only)
         if not mine:
-            flash(request, "The queue is empty. Thank you!")
+            flash(request, "Nothing left in this part of the queue; clear the filter for the rest."
+                  if only.active else "The queue is empty. Thank you!")
             return RedirectResponse("/queue", status_code=303)
         return RedirectResponse(f"/item/{mine[0].item_id}", status_code=303)
+
+    @app.get("/transcripts", response_class=HTMLResponse)
+    def transcripts_page(request: Request) -> HTMLResponse:
+        # by respondent code and municipality only: the file name may carry a name
+        listed = sorted(store.list_transcripts(), key=lambda t: (t.municipality, t.role, t.respondent))
+        return render(request, "transcripts.html", transcripts=listed)
+
+    @app.get("/transcripts/{transcript_id}", response_class=HTMLResponse)
+    def transcript_page(request: Request, transcript_id: str) -> HTMLResponse:
+        try:
+            view = evidence.transcript_view(store, transcript_id, model_id=model_id)
+        except NotFoundError as err:
+            raise HTTPException(404, str(err)) from err
+        return render(request, "transcript.html", view=view, groups=codebook.grouped(codebook.codable))
+
+    @app.post("/transcripts/{transcript_id}/code")
+    def code_in_transcript(request: Request, transcript_id: str) -> Response:
+        user: User = request.state.user
+        form = request.state.form
+        utterance_id = str(form.get("utterance_id", ""))
+        back = f"/transcripts/{transcript_id}#u{utterance_id}"
+        try:
+            span = _span(form.get("span_start"), form.get("span_end"))
+            coding = Coding(str(form.get("code", "")), str(form.get("direction", "0")),
+                            str(form.get("facet", "")) or None)
+            review.code_fragment(store, utterance_id, user.name, coding, codebook=codebook, span=span,
+                                 remove=form.get("remove") == "1")
+        except (CodeerError, ValueError) as err:
+            flash(request, str(err))
+            return RedirectResponse(back, status_code=303)
+        flash(request, f"Opgeslagen: {codebook[coding.code].label_nl} "
+                       f"{'verwijderd' if form.get('remove') == '1' else coding.direction}. Ongedaan maken: u.")
+        return RedirectResponse(back, status_code=303)
+
+    @app.get("/fragments", response_class=HTMLResponse)
+    def fragments_page(request: Request, code: str = "", municipality: str = "") -> HTMLResponse:
+        code = _code_id(codebook, code)
+        found: list[evidence.Fragment] = []
+        error = ""
+        if code and municipality:
+            try:
+                found = evidence.code_fragments(store, codebook, code, municipality, model_id=model_id)
+            except CodeerError as err:
+                error = str(err)
+        return render(request, "fragments.html", fragments=found, code=code, municipality=municipality,
+                      error=error, municipalities=store.municipality_names(),
+                      groups=codebook.grouped(codebook.codable))
 
     @app.get("/admin/users", response_class=HTMLResponse)
     def users_page(request: Request) -> HTMLResponse:
@@ -293,6 +382,41 @@ async def _guard(request: Request) -> None:
         request.state.form = form
 
 
+def _code_id(codebook: Codebook, typed: str) -> str:
+    """A code id from what an annotator typed: the id itself or its Dutch label (any case)."""
+    typed = typed.strip()
+    if not typed or typed in codebook:
+        return typed
+    by_label = {code.label_nl.casefold(): code.id for code in codebook.codes}
+    return by_label.get(typed.casefold(), typed)
+
+
+def _span(start: object, end: object) -> tuple[int, int] | None:
+    """The selected characters of an utterance from the form, or None for the whole utterance."""
+    if not start and not end:
+        return None
+    try:
+        return int(str(start)), int(str(end))
+    except ValueError:
+        raise ValueError("the selection's position is not a number; select the text again.") from None
+
+
+def _suggestions(store: Store, items: list[ReviewItem]) -> dict[str, list[tuple[str, float]]]:
+    """Per item: the model's predicted codes with their probability, or its most probable code."""
+    by_model: dict[str, list[str]] = {}
+    for item in items:
+        by_model.setdefault(item.model_id, []).append(item.utterance_id)
+    found: dict[str, list[tuple[str, float]]] = {}
+    for item_model, ids in by_model.items():
+        predictions = store.predictions_by_utterance(item_model, ids)
+        for item in items:
+            rows = predictions.get(item.utterance_id, []) if item.model_id == item_model else []
+            if item.model_id == item_model:
+                chosen = [p for p in rows if p.predicted] or rows[:1]
+                found[item.item_id] = [(p.code, p.probability) for p in chosen]
+    return found
+
+
 def _require_admin(request: Request) -> None:
     if request.state.user.role != UserRole.ADMIN:
         raise HTTPException(403, "Only admins may see this page.")
@@ -306,7 +430,7 @@ def _safe_next(target: str) -> str:
 
 
 def serve(store: Store, codebook: Codebook, *, home: Path, host: str = "127.0.0.1", port: int = 8000,
-          ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None) -> None:
+          ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None, review_budget: int | None = None) -> None:
     """Run the review page with uvicorn until interrupted.
 
     Cookies are marked Secure unless ``host`` is the loopback address; on any other address
@@ -314,7 +438,8 @@ def serve(store: Store, codebook: Codebook, *, home: Path, host: str = "127.0.0.
     """
     import uvicorn
 
-    app = create_app(store, codebook, secret_key=load_secret_key(home), secure_cookies=host not in LOCAL_HOSTS)
+    app = create_app(store, codebook, secret_key=load_secret_key(home), secure_cookies=host not in LOCAL_HOSTS,
+                     review_budget=review_budget)
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
