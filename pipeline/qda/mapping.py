@@ -177,10 +177,10 @@ def suggest_mapping(codes: Sequence[QdaCode], codebook: Codebook, n_codings: Map
     Codes whose name is a direction (``Positief``, ``negative``, ``+``, ``belemmerend`` ...,
     see :func:`pipeline.qda.directions.direction_of_name`):
 
-    - as the child of a topic code (``Tijd voor evaluatie::Negatief``) they are matched by
-      their parent's name and get that direction;
-    - elsewhere (siblings of the incentive codes, top-level codes, children of a folder such
-      as ``Richting``) they become direction codes, ``{direction: '+'}``, which give their
+    - as the child of a topic code (``Tijd voor evaluatie::Negatief``, or a folder holding only
+      direction codes) they are matched by their parent's name and get that direction;
+    - elsewhere (siblings of the incentive codes in a folder, top-level codes, children of a
+      folder such as ``Richting``) they become direction codes, ``{direction: '+'}``, which give their
       direction to the codes on the same or an overlapping selection.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -195,22 +195,24 @@ def suggest_mapping(codes: Sequence[QdaCode], codebook: Codebook, n_codings: Map
         return code.full_name if full_names[code.full_name.casefold()] == 1 else code.guid
 
     by_path = {code.path: code for code in codes}
-    # (code, direction, name to match, description, whether a weak match makes it a direction code)
-    subjects: list[tuple[QdaCode, str | None, str, str, bool]] = []
+    # folders that hold topic codes (not only direction codes): direction codes there are their siblings
+    with_topics = {code.path[:-1] for code in qda_codes if direction_of_name(code.path[-1]) is None}
+    # (code, direction, name to match, description)
+    subjects: list[tuple[QdaCode, str | None, str, str]] = []
     direction_codes: list[tuple[QdaCode, str]] = []
     for code in qda_codes:
         direction = direction_of_name(code.path[-1])
         if direction is None:
-            subjects.append((code, None, code.path[-1], code.description, False))
+            subjects.append((code, None, code.path[-1], code.description))
             continue
         parent_name = code.path[-2] if len(code.path) > 1 else ""
         parent = by_path.get(code.path[:-1]) if parent_name else None
-        if not parent_name or is_direction_folder(parent_name) or direction_of_name(parent_name):
+        if not parent_name or is_direction_folder(parent_name) or direction_of_name(parent_name) or (
+                parent is not None and not parent.codable and code.path[:-1] in with_topics):
+            # top level, a direction folder, or beside topic codes in a folder: a direction code
             direction_codes.append((code, direction))
-        elif parent is None or parent.codable:
-            subjects.append((code, direction, parent_name, parent.description if parent else "", False))
-        else:  # a folder: a topic only when its name matches a code well
-            subjects.append((code, direction, parent_name, parent.description, True))
+        else:  # Topic::Positief (or a folder holding only direction codes): the topic with a direction
+            subjects.append((code, direction, parent_name, parent.description if parent else ""))
     names = [[_fold(code.id.replace("_", " ")), _fold(code.label_nl), _fold(code.label_en)] for code in candidates]
     suggestions = []
     if subjects:
@@ -223,7 +225,7 @@ def suggest_mapping(codes: Sequence[QdaCode], codebook: Codebook, n_codings: Map
         definition_vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 5)).fit(definitions + described)
         definition_scores = (definition_vectorizer.transform(described)
                              @ definition_vectorizer.transform(definitions).T).toarray()
-    for i, (code, direction, name, description, folder) in enumerate(subjects):
+    for i, (code, direction, name, description) in enumerate(subjects):
         scores = []
         for j, candidate in enumerate(candidates):
             exact = _fold(name) in names[j]
@@ -233,9 +235,6 @@ def suggest_mapping(codes: Sequence[QdaCode], codebook: Codebook, n_codings: Map
             scores.append((score, candidate.id))
         scores.sort(key=lambda item: -item[0])
         (best_score, best), (second_score, second) = scores[0], scores[1] if len(scores) > 1 else (0.0, None)
-        if folder and direction and best_score < _FOLDER_TOPIC_THRESHOLD:
-            direction_codes.append((code, direction))
-            continue
         suggestions.append(MappingSuggestion(
             key_of(code), code.full_name, best if best_score >= threshold else None,
             direction if best_score >= threshold else None, round(best_score, 2),
@@ -249,10 +248,6 @@ def suggest_mapping(codes: Sequence[QdaCode], codebook: Codebook, n_codings: Map
     return sorted(suggestions, key=lambda s: order[by_key[s.key]])
 
 
-# A direction code under a folder is read as ``Topic::Positief`` only when the folder's name
-# matches a code this well; a building block (``Leeromgeving``) does not, so its direction
-# children are siblings of the incentive codes.
-_FOLDER_TOPIC_THRESHOLD = 0.6
 
 
 def _fold(text: str) -> str:
