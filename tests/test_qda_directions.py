@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lxml import etree
 
 from pipeline.cli import cli
 from pipeline.codebook import load_codebook
@@ -232,6 +233,8 @@ def test_qda_directions_round_trip_keeps_directions_without_descriptions(fresh_s
     # a QDA program that drops selection descriptions (the [codeer] direction lines) on its way
     with zipfile.ZipFile(out) as z:
         members = {name: z.read(name) for name in z.namelist()}
+    schema = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "refi-qda" / "Project-mrt2019.xsd")))
+    assert schema.validate(etree.fromstring(members["project.qde"])), schema.error_log
     qde = members["project.qde"].decode()
     assert qde.count('name="Positief"') == 1 and qde.count(f'targetGUID="{qda_guid("direction", "-")}"') == 3
     members["project.qde"] = re.sub(r"<Description>\[codeer\][^<]*</Description>", "", qde).encode()
@@ -297,3 +300,22 @@ def test_qda_directions_cli_suggest_then_import(tmp_path: Path) -> None:
     assert "6 of 12 selection(s) placed" in imported.output
     assert "Directions: 6 coding(s) took theirs from 6 direction code(s) (6 selection(s) with direction codes " \
            "only); 0 conflict(s); 0 incentive coding(s) without direction." in imported.output
+
+
+def test_qda_directions_kept_thesis_fixture(tmp_path: Path) -> None:
+    kept = Path(__file__).parent / "data" / "refi-qda" / "thesis-style.qdpx"
+    fresh = write_thesis_qdpx(tmp_path / "fresh.qdpx", "siblings")
+    with zipfile.ZipFile(kept) as a, zipfile.ZipFile(fresh) as b:  # the kept file is what the helper writes
+        assert {n: a.read(n) for n in a.namelist()} == {n: b.read(n) for n in b.namelist()}
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "ws")]
+    assert runner.invoke(cli, [*home, "import-qdpx", str(kept), "--suggest-mapping", "--mapping",
+                               str(tmp_path / "map.yaml")]).exit_code == 0
+    imported = runner.invoke(cli, [*home, "import-qdpx", str(kept), "--mapping", str(tmp_path / "map.yaml")])
+    assert imported.exit_code == 0 and "6 of 6 selection(s) placed" in imported.output, imported.output
+    assert "0 incentive coding(s) without direction" in imported.output
+    store = open_store(f"sqlite:///{tmp_path / 'ws' / 'codeer.db'}")
+    try:
+        assert _coded(store) == sorted(CODED)
+    finally:
+        store.close()

@@ -49,7 +49,7 @@ _WORD_DIRECTION = {word: direction for direction, words in _DIRECTION_WORDS.item
 _FILLER = {"richting", "direction", "code", "bewijs", "evidence", "of", "en", "and", "or", "valentie", "valence"}
 # Folders that hold direction codes rather than topics.
 _FOLDER_WORDS = {"richting", "richtingen", "direction", "directions", "valentie", "valence", "polariteit",
-                 "polarity", "sentiment", "toon", "tone", "waardering"}
+                 "polarity", "sentiment"}
 _TOKEN = re.compile(r"[^\W\d_]+|[+\-−–]|0")
 
 
