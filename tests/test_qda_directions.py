@@ -242,11 +242,19 @@ def test_qda_directions_round_trip_keeps_directions_without_descriptions(fresh_s
     with zipfile.ZipFile(stripped, "w") as z:
         for name, data in members.items():
             z.writestr(name, data)
-    for again in (out, stripped):
+    # a researcher who turns every Positief into Negatief in the program (the descriptions still say '+')
+    members["project.qde"] = qde.replace(f'targetGUID="{qda_guid("direction", "+")}"',
+                                         f'targetGUID="{qda_guid("direction", "-")}"').encode()
+    edited = tmp_path / "edited.qdpx"
+    with zipfile.ZipFile(edited, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    everything_negative = sorted((text, code, "-") for text, code, _ in CODED)
+    for again, expected in ((out, sorted(CODED)), (stripped, sorted(CODED)), (edited, everything_negative)):
         empty = open_store(f"sqlite:///{tmp_path / (again.stem + '.db')}")
         try:
             report = import_qdpx(again, empty, segmenter, book)  # codeer's own codes need no mapping
-            assert report.ok and report.conflicts == () and _coded(empty) == sorted(CODED)
+            assert report.ok and report.conflicts == () and _coded(empty) == expected
         finally:
             empty.close()
 

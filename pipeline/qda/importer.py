@@ -187,9 +187,10 @@ def import_qdpx(
     skipped. Importing the same archive twice adds nothing.
 
     A coding's direction comes from, in this order: a mapping entry with a direction (a child
-    code ``Topic::Negatief``), the ``[codeer]`` line of a codeer export's description, and the
-    direction codes (``Positief``/``Negatief`` mapped as ``{direction: '+'}``, or codeer's own)
-    on the same or an overlapping selection (see :mod:`pipeline.qda.directions`). Both
+    code ``Topic::Negatief``), the direction codes (``Positief``/``Negatief`` mapped as
+    ``{direction: '+'}``, or codeer's own) on the same or an overlapping selection (see
+    :mod:`pipeline.qda.directions`), and the ``[codeer]`` line of a codeer export's description
+    (the code wins: it is what a researcher sees and may have changed). Both
     directions on one selection are reported as a conflict; incentive codings no direction
     reaches are counted.
 
@@ -279,18 +280,21 @@ def import_qdpx(
             n_from_marks = n_undirected = 0
             for annotator, target, created in found:
                 line = lines.get(target.code, {})
-                direction = target.direction or _opt(line.get("direction"))
+                direction = target.direction
                 if direction is None:
+                    # Direction codes before the [codeer] line: the code is what a researcher sees and edits.
                     choice = choose_direction(selection.guid, selection.start, selection.end, annotator,
                                               own_directions, marks)
                     used_marks.update(choice.marks)
                     if choice.conflict:
+                        where = "on the same selection" if own_directions else "on selections overlapping it"
                         conflicts.add(f"source {key!r}, selection {selection.guid} [{selection.start}:"
-                                      f"{selection.end}]: direction codes {' and '.join(choice.conflict)} on "
-                                      "the same selection; its codings get direction 0 (mixed). Keep one "
-                                      "direction code there, or split the selection.")
+                                      f"{selection.end}]: direction codes {' and '.join(choice.conflict)} {where}; "
+                                      "its codings get direction 0 (mixed). Keep one direction code there, or "
+                                      "split the selection.")
                     direction = choice.direction
                     n_from_marks += direction is not None
+                direction = direction or _opt(line.get("direction"))
                 try:
                     coding = Coding(target.code, direction or "0", target.facet or _opt(line.get("facet")))
                 except ValueError as err:
