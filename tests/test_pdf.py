@@ -11,7 +11,7 @@ from fpdf import FPDF
 
 from pipeline.cli import cli
 from pipeline.corpus import ingest_paths, load_transcript
-from pipeline.corpus.pdf import LabelledLine, decide_source_kind
+from pipeline.corpus.pdf import LabelledLine, _join_wrapped_lines, decide_source_kind
 from pipeline.errors import ScannedPdfError
 from pipeline.records import Role, Speaker
 
@@ -138,3 +138,15 @@ def test_pdf_ingest_output_says_which_and_why(tmp_path: Path, fresh_store, segme
     assert result.exit_code == 1
     assert f"NOTE {folder / 'BQ.pdf'}: read as an interview: 6 speaker turns" in result.stdout
     assert "FAILED (scanned PDF without text)" in result.stderr and "OCR" in result.stderr
+
+
+def test_pdf_wrapped_answer_does_not_swallow_the_next_timestamped_turn() -> None:
+    # a full-width last line without final punctuation, as pypdf gives a wrapped answer ending in "(lacht)"
+    page = ("Respondent: Ik ben benieuwd hoe wij het doen ten opzichte van de andere gemeenten in de\n"
+            "regio. Stuurt u het rapport? Dan zet ik het op de agenda van de heidag van het team (lacht)\n"
+            "[00:35:59] Onderzoeker: Dat doe ik. Dank u wel.\n"
+            "Respondent: Dank u.")
+    assert _join_wrapped_lines(page).split("\n") == [
+        "Respondent: Ik ben benieuwd hoe wij het doen ten opzichte van de andere gemeenten in de regio. Stuurt u "
+        "het rapport? Dan zet ik het op de agenda van de heidag van het team (lacht)",
+        "[00:35:59] Onderzoeker: Dat doe ik. Dank u wel.", "Respondent: Dank u."]

@@ -23,7 +23,8 @@ MIN_CHARACTERS_PER_PAGE = 20
 # Turns each side needs before a PDF counts as an interview: one labelled line can be a
 # "Respondent: ..." field in a document's header.
 MIN_TURNS_PER_SIDE = 2
-_LABEL_START = re.compile(r"^[ \t]*[^\W\d_][\w.'’-]*(?: [\w.'’-]+){0,2}[ \t]*:")
+# A speaker's turn, with or without a timestamp before it ("[00:35:59] Onderzoeker:").
+_LABEL_START = re.compile(r"^[ \t]*(?:[\[(]?\d{1,2}:\d{2}(?::\d{2})?[\])]?[ \t]*)?[^\W\d_][\w.'’-]*(?: [\w.'’-]+){0,2}[ \t]*:")
 
 
 @dataclass(frozen=True, slots=True)
