@@ -148,7 +148,8 @@ def export_qdpx(
                     lines = [f"[codeer] {r.code} direction={r.direction}" + (f" facet={r.facet}" if r.facet else "")
                              for r in rows]
                     codings = [(qda_guid("code", r.code), r.code, r.created_at) for r in rows]
-                    if direction != "0" or len(groups) > 1:
+                    # '0' is written where it tells something: on incentives, or beside another direction
+                    if direction != "0" or len(groups) > 1 or any(codebook[r.code].kind == "incentive" for r in rows):
                         codings.append((DIRECTION_CODE_GUIDS[direction], f"direction{direction}",
                                         min(r.created_at for r in rows)))
                     _add_selection(source, utterance, annotator, user_guids[annotator], lines, codings,
@@ -188,7 +189,8 @@ def _direction_groups(rows: Sequence[StoredAnnotation]) -> dict[str, list[Stored
     """One user's codings of one utterance, by direction.
 
     Codings of different directions go on separate selections, each with its own direction code
-    (``0`` as ``Gemengd`` then), so that on import no direction code lands on another's codings.
+    (``0`` as ``Gemengd``), so that on import no direction code lands on another's codings.
+    Context codes of direction ``0`` alone get no direction code; incentives always do.
     """
     groups: dict[str, list[StoredAnnotation]] = defaultdict(list)
     for row in rows:

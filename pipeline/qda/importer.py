@@ -372,9 +372,11 @@ def _annotator(user: str | None, selection: QdaSelection, source: QdaSource, pro
 
 def _direction_marks(source: QdaSource, project: QdaProject,
                      targets: Mapping[str, MappedCode | None]) -> list[DirectionMark]:
-    """The direction codes human users put on the source's selections."""
+    """The direction codes human users put on the source's selections (not on those with offsets off)."""
     marks = []
     for selection in source.selections:
+        if selection.verified is False:
+            continue
         for qda_coding in selection.codings:
             target = targets.get(qda_coding.code)
             annotator = _annotator(qda_coding.user, selection, source, project)
