@@ -71,7 +71,7 @@ NAMES = {
 }
 USER = "0A000000-0000-4000-8000-000000000001"
 SOURCE = "50000000-0000-4000-8000-000000000001"
-VARIANTS = ("siblings", "separate", "children", "english", "overlapping")
+VARIANTS = ("siblings", "flattened", "separate", "children", "english", "overlapping")
 
 
 def _guid(*parts: object) -> str:
@@ -91,6 +91,8 @@ def _codes_xml(variant: str) -> str:
     directions = "".join(f'<Code guid="{_guid(d)}" name="{names[d]}" isCodable="true"/>' for d in "+-")
     if variant == "english":  # direction codes in a folder of their own
         return topics + f'<Code guid="{_guid("folder")}" name="Direction" isCodable="false">{directions}</Code>'
+    if variant == "flattened":  # no folder element, 'Folder::Code' names (MAXQDA, some NVivo exports)
+        return (topics + directions).replace('name="', 'name="Leeromgeving::')
     # siblings of the incentive codes inside the building block folder
     return f'<Code guid="{_guid("block")}" name="Leeromgeving" isCodable="false">{topics}{directions}</Code>'
 
@@ -110,7 +112,7 @@ def _selections_xml(variant: str, coded: list[tuple[str, str, str]]) -> str:
         end = start + len(sentence)
         if variant == "children":
             parts.append(_selection(number, start, end, [_guid(code, direction)]))
-        elif variant in ("siblings", "english"):  # one selection, two codings
+        elif variant in ("siblings", "flattened", "english"):  # one selection, two codings
             parts.append(_selection(number, start, end, [_guid(code), _guid(direction)]))
         elif variant == "separate":  # one selection per coding, on the same words (NVivo's references)
             parts.append(_selection(number, start, end, [_guid(code)]))

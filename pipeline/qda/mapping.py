@@ -208,7 +208,7 @@ def suggest_mapping(codes: Sequence[QdaCode], codebook: Codebook, n_codings: Map
         parent_name = code.path[-2] if len(code.path) > 1 else ""
         parent = by_path.get(code.path[:-1]) if parent_name else None
         if not parent_name or is_direction_folder(parent_name) or direction_of_name(parent_name) or (
-                parent is not None and not parent.codable and code.path[:-1] in with_topics):
+                code.path[:-1] in with_topics and (parent is None or not parent.codable)):
             # top level, a direction folder, or beside topic codes in a folder: a direction code
             direction_codes.append((code, direction))
         else:  # Topic::Positief (or a folder holding only direction codes): the topic with a direction
