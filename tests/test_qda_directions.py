@@ -307,9 +307,9 @@ def test_qda_directions_cli_suggest_then_import(tmp_path: Path) -> None:
     assert proposed.exit_code == 0 and "7 code(s), 7 with a proposal" in proposed.output, proposed.output
     imported = runner.invoke(cli, [*home, "import-qdpx", str(archive), "--mapping", str(tmp_path / "map.yaml")])
     assert imported.exit_code == 0, imported.output
-    assert "6 of 12 selection(s) placed" in imported.output
-    assert "Directions: 6 coding(s) took theirs from 6 direction code(s) (6 selection(s) with direction codes " \
-           "only); 0 conflict(s); 0 incentive coding(s) without direction." in imported.output
+    assert "6 of 6 selection(s) placed (besides 6 with direction codes only)" in imported.output
+    assert "Directions: 6 coding(s) took theirs from 6 direction code(s); 0 conflict(s); 0 incentive coding(s) " \
+           "without direction." in imported.output
 
 
 def test_qda_directions_kept_thesis_fixture(tmp_path: Path) -> None:
