@@ -180,8 +180,8 @@ def suggest_mapping(codes: Sequence[QdaCode], codebook: Codebook, n_codings: Map
     - as the child of a topic code (``Tijd voor evaluatie::Negatief``, or a folder holding only
       direction codes) they are matched by their parent's name and get that direction;
     - elsewhere (siblings of the incentive codes in a folder, top-level codes, children of a
-      folder such as ``Richting``) they become direction codes, ``{direction: '+'}``, which give their
-      direction to the codes on the same or an overlapping selection.
+      folder such as ``Richting``) they become direction codes, ``{direction: '+'}``, which give
+      their direction to the codes on the same or an overlapping selection.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
