@@ -57,6 +57,8 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
         result = ingest_file(Path(path), source, context.store, context.segmenter(), metadata=metadata)
     if result.status == "failed":
         return Failed(message=f"{source}: {result.reason}", data=result)  # type: ignore[return-value]
+    if result.note:  # e.g. a PDF read as an interview, and why (no text, no names)
+        get_run_logger().info("%s: %s", source, result.note)
     return result
 
 

@@ -154,6 +154,12 @@ class CorruptDocumentError(TranscriptFormatError):
     reason = "corrupt document"
 
 
+class ScannedPdfError(TranscriptFormatError):
+    """A PDF has pages but no text layer: a scan that needs text recognition first."""
+
+    reason = "scanned PDF without text"
+
+
 class NoRespondentTurnsError(TranscriptFormatError):
     """The transcript has no respondent speech to code."""
 

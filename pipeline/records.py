@@ -54,6 +54,7 @@ class Transcript:
     file_format: str = "txt"
     encoding: str = "utf-8"
     header: tuple[tuple[str, str], ...] = ()
+    detection: str = ""  # why a PDF was read as an interview or a document (ingest output; not stored)
 
     @property
     def transcript_id(self) -> str:
@@ -140,6 +141,7 @@ class IngestResult:
     n_utterances: int = 0
     error: str | None = None
     reason: str | None = None
+    note: str | None = None  # what the ingest decided about the file, e.g. a PDF read as an interview
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,8 +171,10 @@ def test_qda_codebook_qdc_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "scriptie2017.qdc"
     assert export_qdc(book, out) == len(book.codes)
     document = _validate(out.read_bytes(), "Codebook.xsd")
-    assert len(document.findall(".//{urn:QDA-XML:codebook:1.0}Code")) == len(book.codes)
-    back = codebook_from_qda(read_qdc(out), "scriptie2017")
+    # the codebook's codes, then the direction folder 'Richting' with Positief, Negatief, Gemengd (issue 18)
+    names = [c.get("name") for c in document.findall(".//{urn:QDA-XML:codebook:1.0}Code")]
+    assert len(names) == len(book.codes) + 4 and names[-4:] == ["Richting", "Positief", "Negatief", "Gemengd"]
+    back = codebook_from_qda(read_qdc(out), "scriptie2017")  # the direction codes are no topics
     fields = ("id", "parent", "kind", "rated", "label_nl", "label_en", "color", "definition_nl", "definition_en",
               "include", "exclude")
     assert [tuple(getattr(c, f) for f in fields) for c in back.codes] == \

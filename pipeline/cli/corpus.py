@@ -34,7 +34,8 @@ def _parse_speakers(values: tuple[str, ...]) -> dict[str, Speaker]:
 def ingest(obj: Context, paths: tuple[Path, ...], metadata: Path | None, speakers: tuple[str, ...], window: int | None) -> None:
     """Read, segment and store transcripts and documents (.txt, .docx, .pdf).
 
-    Every readable file is stored; each file that fails is named with its reason, and the
+    A PDF is read as an interview or a policy document by its content (speaker turns,
+    questions and answers); a NOTE line says which and why. Every readable file is stored; each file that fails is named with its reason, and the
     exit status is 1 when any file failed. Re-ingesting unchanged files changes nothing.
 
     Example:
@@ -49,6 +50,9 @@ def ingest(obj: Context, paths: tuple[Path, ...], metadata: Path | None, speaker
     run_id = store.begin_run("ingest", settings.public_dict(), segmenter.name)
     report = ingest_paths(list(paths), store, segmenter, metadata_file=metadata,
                           speaker_aliases=_parse_speakers(speakers), run_id=run_id, show_progress=True)
+    for result in report.results:
+        if result.note:
+            click.echo(f"NOTE {result.path}: {result.note}")
     for result in report.failed:
         click.echo(f"FAILED ({result.reason}) {result.error}", err=True)
     summary = {s: report.count(s) for s in ("new", "changed", "unchanged", "failed")}
@@ -163,6 +167,47 @@ def codebook_validate(file: Path) -> None:
     book = load_codebook_file(file)
     click.echo(f"{file}: valid codebook {book.version!r} with {len(book.codes)} codes "
                f"({len(book.incentives)} incentives, {len(book.context_codes)} context codes).")
+
+
+@codebook.command("migrate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "target", required=True, help="Codebook version to convert to, e.g. scriptie2017.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Annotation file (JSONL) to write; it must not exist yet.")
+@click.option("--choose", "choices", multiple=True, metavar="CODE=NEW",
+              help="For a code that was split or has no counterpart: the code to give it. Repeatable.")
+@friendly
+def codebook_migrate(paths: tuple[Path, ...], target: str, out: Path, choices: tuple[str, ...]) -> None:
+    """Convert annotation files to another codebook version with the codebooks' mapping.
+
+    Renamed codes are converted; codes that were split (tijd_evaluatie into ervaren_tijd and
+    evaluatiemomenten) or have no counterpart are listed as not converted, unless --choose
+    names the code to use. The exit status is 1 when something was not converted.
+
+    Example:
+
+        codeer codebook migrate annotations/seed --to scriptie2017 --out seed-scriptie2017.jsonl
+    """
+    from pipeline.corpus import migrate_annotation_files
+
+    if out.exists():
+        raise click.ClickException(f"{out} exists; choose another file or remove it first.")
+    chosen = {}
+    for choice in choices:
+        code, sep, new = choice.partition("=")
+        if not sep or not code.strip() or not new.strip():
+            raise click.ClickException(f"--choose {choice!r}: expected CODE=NEW, e.g. tijd_evaluatie=ervaren_tijd.")
+        chosen[code.strip()] = new.strip()
+    result = migrate_annotation_files(list(paths), target, out, choices=chosen)
+    for line in result.unmapped:
+        click.echo(f"NOT CONVERTED {line}", err=True)
+    for line in result.merged:
+        click.echo(f"MERGED {line}", err=True)
+    click.echo(f"{out}: {len(result.annotations)} annotation(s) in {result.target}; {result.n_converted} of "
+               f"{result.n_codings} coding(s) converted from {result.source}; {result.n_left_out} annotation(s) "
+               "left out (no coding could be converted).")
+    if not result.complete:
+        sys.exit(1)
 
 
 @cli.group()

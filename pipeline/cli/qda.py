@@ -24,7 +24,9 @@ def import_qdpx_command(obj: Context, file: Path, mapping: Path | None, suggest_
 
     Text sources become transcripts, coded selections become annotations under the
     program's user names. What cannot be mapped or placed is listed, and the exit status
-    is then 1. Codes exported by codeer need no mapping.
+    is then 1. Codes exported by codeer need no mapping. Direction codes (Positief/Negatief
+    on the same or an overlapping selection as the incentive code, or as its child codes)
+    give the codings their direction; conflicts and codings without direction are reported.
 
     Example:
 
@@ -60,12 +62,20 @@ def import_qdpx_command(obj: Context, file: Path, mapping: Path | None, suggest_
         click.echo(f"NOTE {line}", err=True)
     for line in (*report.unmapped, *report.problems):
         click.echo(f"NOT IMPORTED {line}", err=True)
+    for line in report.conflicts:
+        click.echo(f"CONFLICT {line}", err=True)
     statuses = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items())) or "none stored"
     store.finish_run(run_id, "completed" if report.ok else "incomplete",
                      {"sources": report.n_sources, **report.statuses, "codings_added": report.n_codings_added})
-    click.echo(f"{report.n_sources} source(s): {statuses}; {report.n_placed} of {report.n_selections} selection(s) "
-               f"placed; {report.n_codings_added} coding(s) added, {report.n_codings_present} already present; "
+    coded = report.n_selections - report.n_direction_selections
+    besides = f" (besides {report.n_direction_selections} with direction codes only)" if report.n_direction_selections else ""
+    click.echo(f"{report.n_sources} source(s): {statuses}; {report.n_placed} of {coded} selection(s) "
+               f"placed{besides}; {report.n_codings_added} coding(s) added, {report.n_codings_present} already present; "
                f"{len(report.unmapped)} unmapped code(s), {len(report.problems)} problem(s).")
+    if report.n_direction_codings or report.n_without_direction:
+        click.echo(f"Directions: {report.n_directed} coding(s) took theirs from {report.n_direction_codings} "
+                   f"direction code(s); {len(report.conflicts)} conflict(s); {report.n_without_direction} incentive "
+                   "coding(s) without direction.")
     if not report.ok:
         sys.exit(1)
 

@@ -80,8 +80,9 @@ def training_set(annotations: Sequence[Annotation], codebook: Codebook) -> Train
         if annotation.codebook_version != codebook.version:
             raise ModelCardMismatchError(
                 f"annotation of utterance {annotation.utterance_id} ({annotation.source_file}) was made with codebook "
-                f"version {annotation.codebook_version!r}; this model uses {codebook.version!r}. "
-                "Convert the annotations or train with the matching codebook.")
+                f"version {annotation.codebook_version!r}; this model uses {codebook.version!r}. Convert the "
+                f"annotations with 'codeer codebook migrate FILE --to {codebook.version} --out NEW.jsonl', "
+                "or train with the matching codebook.")
         by_utterance.setdefault(annotation.utterance_id, []).append(annotation)
     codes = list(codebook.codable)
     index = {code: i for i, code in enumerate(codes)}

@@ -13,6 +13,14 @@ from pipeline.corpus.annotations import (
     read_annotations,
 )
 from pipeline.corpus.ingest import ingest_file, ingest_paths
+from pipeline.corpus.migration import (
+    CodebookMigration,
+    code_translation,
+    migrate_annotation_files,
+    migrate_annotations,
+    write_annotation_file,
+)
+from pipeline.corpus.pdf import LabelledLine, SourceKindDecision, decide_source_kind, read_pdf
 from pipeline.corpus.questionnaire import ingest_questionnaire, read_questionnaire
 from pipeline.corpus.questionnaire_forms import (
     EVIDENCE_COLUMNS,
@@ -36,10 +44,12 @@ from pipeline.corpus.transcripts import (
 )
 
 __all__ = [
-    "EVIDENCE_COLUMNS", "INTERVIEWER_LABELS", "QuestionnaireDefinitions", "RESPONDENT_LABELS",
-    "ROLE_ABBREVIATIONS", "SUMMARY_COUNTS", "Segmenter", "SourceMetadata", "annotation_files",
-    "annotation_record", "annotation_stats", "combine_scores", "decode_bytes", "find_sources",
+    "CodebookMigration", "EVIDENCE_COLUMNS", "INTERVIEWER_LABELS", "LabelledLine", "QuestionnaireDefinitions",
+    "RESPONDENT_LABELS", "ROLE_ABBREVIATIONS", "SUMMARY_COUNTS", "Segmenter", "SourceKindDecision", "SourceMetadata",
+    "annotation_files", "annotation_record", "annotation_stats", "code_translation", "combine_scores",
+    "decide_source_kind", "decode_bytes", "find_sources",
     "import_annotations", "ingest_file", "ingest_paths", "ingest_questionnaire", "load_questionnaires",
-    "load_segmenter", "load_transcript", "metadata_for", "parse_transcript", "read_annotations",
-    "read_questionnaire", "read_table", "segment_transcript", "transcripts_from_table", "utterance_json",
+    "load_segmenter", "load_transcript", "metadata_for", "migrate_annotation_files", "migrate_annotations",
+    "parse_transcript", "read_annotations", "read_pdf", "read_questionnaire", "read_table", "segment_transcript",
+    "transcripts_from_table", "utterance_json", "write_annotation_file",
 ]

@@ -60,7 +60,8 @@ def _parse_record(line: str, path: Path, number: int, codebook: Codebook) -> Ann
     if raw["codebook_version"] != codebook.version:
         raise AnnotationError(
             f"{where}: coded with codebook version {raw['codebook_version']!r}, but the project uses "
-            f"{codebook.version!r}. Convert the annotations or set CODEER_CODEBOOK_VERSION.")
+            f"{codebook.version!r}. Convert them with 'codeer codebook migrate {path} --to "
+            f"{codebook.version} --out NEW.jsonl', or set CODEER_CODEBOOK_VERSION={raw['codebook_version']}.")
     codings = []
     for item in raw["codes"]:
         code = item.get("code")

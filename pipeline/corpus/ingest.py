@@ -65,11 +65,12 @@ def ingest_file(
         if active is not None and active[0] == transcript.transcript_id:
             # the same content is stored already: skip segmenting, the costly part (issue 8)
             logger.info("%s: unchanged (%d utterances)", source, active[1])
-            return IngestResult(str(path), "unchanged", transcript.transcript_id, active[1])
+            return IngestResult(str(path), "unchanged", transcript.transcript_id, active[1],
+                                note=transcript.detection or None)
         utterances = segment_transcript(transcript, segmenter)
         status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
     except CodeerError as err:
         logger.info("failed: %s", err)
         return IngestResult(str(path), "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
     logger.info("%s: %s (%d utterances)", source, status, len(utterances))
-    return IngestResult(str(path), status, transcript.transcript_id, len(utterances))
+    return IngestResult(str(path), status, transcript.transcript_id, len(utterances), note=transcript.detection or None)

@@ -1,7 +1,7 @@
 """Read transcripts and policy documents as researchers deliver them.
 
-Formats: ``.txt`` (UTF-8 with or without BOM, UTF-16, cp1252), ``.docx`` and, for documents,
-``.pdf``. Text is normalised to NFC with LF line ends before any offset is computed, so every
+Formats: ``.txt`` (UTF-8 with or without BOM, UTF-16, cp1252), ``.docx`` and ``.pdf`` (interview
+or document, decided by content: :mod:`pipeline.corpus.pdf`). Text is normalised to NFC with LF line ends before any offset is computed, so every
 offset codeer stores points into :attr:`Transcript.text`.
 """
 
@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.corpus.pdf import LabelledLine, decide_source_kind, read_pdf
 from pipeline.errors import (
     CorruptDocumentError,
     EmptyTranscriptError,
@@ -172,36 +173,6 @@ def read_docx(path: Path) -> str:
     return "\n".join(paragraph.text for paragraph in document.paragraphs)
 
 
-def read_pdf(path: Path) -> str:
-    """Return the text of a PDF, page by page (documents only)."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(str(path))
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, OSError, KeyError) as err:
-        raise CorruptDocumentError(
-            path, f"the PDF cannot be read ({type(err).__name__})", fix="Export the document again or as .txt.",
-        ) from err
-    return "\n\n".join(_join_wrapped_lines(page.strip()) for page in pages)
-
-
-def _join_wrapped_lines(page: str) -> str:
-    """Undo the line wrapping of PDF text: a line that fills the width of the page and does not
-    end a sentence continues on the next line (shorter unpunctuated lines are headings)."""
-    lines = page.split("\n")
-    width = max((len(line.rstrip()) for line in lines), default=0)
-    joined: list[str] = []
-    for line in lines:
-        previous = joined[-1].rstrip() if joined else ""
-        if previous and line.strip() and len(previous) >= 0.8 * width and previous[-1] not in ".?!…:;":
-            joined[-1] = previous + " " + line.lstrip()
-        else:
-            joined.append(line)
-    return "\n".join(joined)
-
-
 def read_source_text(path: Path) -> tuple[str, str, str]:
     """Read any supported file; return ``(normalised text, file format, encoding)``."""
     suffix = path.suffix.lower()
@@ -282,9 +253,20 @@ def parse_transcript(
             continue
         break
 
-    is_document = metadata.role == Role.DOCUMENT or file_format == "pdf" or "title" in header or "document_type" in header
     municipality = metadata.municipality or _municipality_from_header(header)
     respondent = metadata.respondent or _respondent_from_header(header, path)
+    is_document = metadata.role == Role.DOCUMENT or "title" in header or "document_type" in header
+    detection = ""
+    if file_format == "pdf" and not is_document and not metadata.role:
+        # A PDF may be either (issue 18): the content decides, and the ingest says why.
+        decision = decide_source_kind(_labelled_lines(lines, first_body, respondent, aliases))
+        is_document = decision.kind == "document"
+        detection = f"read as {'a policy document' if is_document else 'an interview'}: {decision.reason}"
+        aliases = {**{label.lower(): side for label, side in decision.speakers.items()}, **aliases}
+    elif file_format == "pdf":
+        detection = ("read as a policy document: the metadata gives role 'document'" if metadata.role == Role.DOCUMENT
+                     else "read as a policy document: its header names a title or document type" if is_document
+                     else f"read as an interview: the metadata gives role {metadata.role!r}")
     role = Role(metadata.role) if metadata.role else (Role.DOCUMENT if is_document else _role_from_header(header, respondent))
     if not municipality:
         logger.warning("%s: no municipality in the header or metadata.csv; stored as 'onbekend'", path)
@@ -309,7 +291,24 @@ def parse_transcript(
         file_format=file_format,
         encoding=encoding,
         header=tuple(sorted((k, v) for k, v in header.items() if k not in ("respondent",))),
+        detection=detection,
     )
+
+
+def _labelled_lines(lines: list[str], first_body: int, respondent: str,
+                    aliases: dict[str, Speaker]) -> list[LabelledLine]:
+    """The lines that start with a speaker-like label, with the side each names and whether its turn asks."""
+    found: list[tuple[str, Speaker | None, int]] = []
+    for number in range(first_body, len(lines)):
+        match = _LABEL_LINE.match(lines[number])
+        if match:
+            label = match.group("label").strip()
+            found.append((label, aliases.get(label.lower()) or _classify_label(label, respondent), number))
+    result = []
+    for index, (label, speaker, number) in enumerate(found):
+        end = found[index + 1][2] if index + 1 < len(found) else len(lines)
+        result.append(LabelledLine(label, speaker, "?" in "\n".join(lines[number:end])))
+    return result
 
 
 def _interview_turns(

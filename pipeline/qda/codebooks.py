@@ -18,6 +18,13 @@ from lxml import etree
 from pipeline import __version__
 from pipeline.codebook import Code, Codebook, parse_codebook
 from pipeline.qda.archive import _RGB, CODEBOOK_NS, QdaCode, _q, _xml_text, qda_guid
+from pipeline.qda.directions import (
+    DIRECTION_CODE_GUIDS,
+    DIRECTION_CODE_NAMES,
+    DIRECTION_FOLDER_GUID,
+    DIRECTION_FOLDER_NAME,
+    direction_code_description,
+)
 from pipeline.qda.mapping import _fold
 
 
@@ -71,6 +78,15 @@ def _add_codes(parent: etree._Element, codebook: Codebook, ns: str) -> None:
             walk(child, code.id)
 
     walk(container, None)
+    # Direction codes beside the codebook, so researchers code direction as the thesis did (issue 18).
+    folder = etree.SubElement(container, _q("Code", ns), guid=DIRECTION_FOLDER_GUID, name=DIRECTION_FOLDER_NAME,
+                              isCodable="false")
+    etree.SubElement(folder, _q("Description", ns)).text = (
+        "Richting van het bewijs: zet Positief, Negatief of Gemengd op dezelfde selectie als de prikkel.")
+    for direction, guid in DIRECTION_CODE_GUIDS.items():
+        child = etree.SubElement(folder, _q("Code", ns), guid=guid, name=DIRECTION_CODE_NAMES[direction],
+                                 isCodable="true")
+        etree.SubElement(child, _q("Description", ns)).text = direction_code_description(direction)
 
 
 def export_qdc(codebook: Codebook, out: Path | str) -> int:
@@ -78,7 +94,9 @@ def export_qdc(codebook: Codebook, out: Path | str) -> int:
 
     Names are the Dutch labels; each description holds the definition, the include and
     exclude notes, the English definition and a ``[codeer]`` line with id, kind and rating
-    flag, so :func:`codebook_from_qda` restores the codebook (examples are not carried).
+    flag, so :func:`codebook_from_qda` restores the codebook (examples are not carried). A
+    folder ``Richting`` with the direction codes ``Positief``, ``Negatief`` and ``Gemengd``
+    follows the codebook.
     """
     root = etree.Element(_q("CodeBook", CODEBOOK_NS), nsmap={None: CODEBOOK_NS},
                          origin=f"codeer {__version__} ({codebook.version})")
@@ -107,6 +125,8 @@ def codebook_from_qda(codes: Sequence[QdaCode], version: str, *, source: str = "
     CodebookError
         When the result is not a valid codebook (for instance an incentive outside a building block).
     """
+    own_directions = {DIRECTION_FOLDER_GUID, *DIRECTION_CODE_GUIDS.values()}
+    codes = [code for code in codes if code.guid not in own_directions]  # codeer's direction codes are no topics
     ids: dict[str, str] = {}
     metas: dict[str, dict[str, object]] = {}
     taken: set[str] = set()

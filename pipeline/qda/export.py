@@ -6,6 +6,9 @@ UUID5s of codeer ids (code id, source key, utterance id, user), so a re-export u
 than duplicates in the researcher's program. Direction and facet have no field in the
 standard: they go into the selection's ``<Description>`` as lines
 ``[codeer] CODE direction=- facet=practice``; machine codings add ``p=`` and ``model=``.
+Because QDA programs need not keep descriptions, a human coding's direction is also written as
+the thesis coded it: the direction code (``Richting::Positief``/``Negatief``) on the same
+selection (issue 18).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pipeline.codebook import Codebook
 from pipeline.errors import QdaExportError
 from pipeline.qda.archive import CODEER_USER, MACHINE_USER_PREFIX, PROJECT_NS, _datetime, _q, _xml_text, qda_guid
 from pipeline.qda.codebooks import _add_codes
+from pipeline.qda.directions import DIRECTION_CODE_GUIDS
 from pipeline.qda.mapping import VARIABLE_NAMES
 from pipeline.records import Prediction, Utterance
 from pipeline.store import Store, StoredAnnotation
@@ -139,16 +143,23 @@ def export_qdpx(
                     "the stored utterance differs from the transcript text at its offsets, so its codings would "
                     "land on other words. Re-ingest the source and export again.")
             for annotator, by_code in sorted(human.get(utterance.utterance_id, {}).items()):
-                rows = [by_code[code] for code in sorted(by_code)]
-                lines = [f"[codeer] {r.code} direction={r.direction}" + (f" facet={r.facet}" if r.facet else "")
-                         for r in rows]
-                _add_selection(source, utterance, annotator, user_guids[annotator], lines,
-                               [(r.code, r.created_at) for r in rows])
-                n_selections, n_human = n_selections + 1, n_human + len(rows)
+                groups = _direction_groups([by_code[code] for code in sorted(by_code)])
+                for direction, rows in groups.items():
+                    lines = [f"[codeer] {r.code} direction={r.direction}" + (f" facet={r.facet}" if r.facet else "")
+                             for r in rows]
+                    codings = [(qda_guid("code", r.code), r.code, r.created_at) for r in rows]
+                    # '0' is written where it tells something: on incentives, or beside another direction
+                    if direction != "0" or len(groups) > 1 or any(codebook[r.code].kind == "incentive" for r in rows):
+                        codings.append((DIRECTION_CODE_GUIDS[direction], f"direction{direction}",
+                                        min(r.created_at for r in rows)))
+                    _add_selection(source, utterance, annotator, user_guids[annotator], lines, codings,
+                                   suffix=f":{direction}" if len(groups) > 1 else "")
+                    n_selections, n_human = n_selections + 1, n_human + len(rows)
             for user, predictions in sorted(machine.get(utterance.utterance_id, {}).items()):
                 predictions = sorted(predictions, key=lambda p: p.code)
                 lines = [_prediction_line(p) for p in predictions]
-                _add_selection(source, utterance, user, user_guids[user], lines, [(p.code, None) for p in predictions])
+                _add_selection(source, utterance, user, user_guids[user], lines,
+                               [(qda_guid("code", p.code), p.code, None) for p in predictions])
                 n_selections, n_machine = n_selections + 1, n_machine + len(predictions)
         for name in ("municipality", "respondent", "role"):
             _variable_value(source, variables[name], getattr(t, name))
@@ -174,18 +185,32 @@ def _variable_value(parent: etree._Element, variable_guid: str, value: str) -> N
     etree.SubElement(element, _q("TextValue")).text = _xml_text(str(value))
 
 
+def _direction_groups(rows: Sequence[StoredAnnotation]) -> dict[str, list[StoredAnnotation]]:
+    """One user's codings of one utterance, by direction.
+
+    Codings of different directions go on separate selections, each with its own direction code
+    (``0`` as ``Gemengd``), so that on import no direction code lands on another's codings.
+    Context codes of direction ``0`` alone get no direction code; incentives always do.
+    """
+    groups: dict[str, list[StoredAnnotation]] = defaultdict(list)
+    for row in rows:
+        groups[row.direction if row.direction in DIRECTION_CODE_GUIDS else "0"].append(row)
+    return dict(sorted(groups.items()))
+
+
 def _add_selection(source: etree._Element, utterance: Utterance, user: str, user_guid: str, lines: list[str],
-                   codings: Iterable[tuple[str, str | None]]) -> None:
-    key = f"{utterance.utterance_id}:{user}"
+                   codings: Iterable[tuple[str, str, str | None]], suffix: str = "") -> None:
+    """A selection on the utterance's offsets with ``codings`` (code GUID, key part, created at)."""
+    key = f"{utterance.utterance_id}:{user}{suffix}"
     attributes = {"guid": qda_guid("selection", key), "name": _excerpt(utterance.text),
                   "startPosition": str(utterance.start), "endPosition": str(utterance.end), "creatingUser": user_guid}
     selection = etree.SubElement(source, _q("PlainTextSelection"), attributes)
     etree.SubElement(selection, _q("Description")).text = "\n".join(lines)
-    for code, created in codings:
+    for code_guid, code, created in codings:
         coding = etree.SubElement(selection, _q("Coding"), guid=qda_guid("coding", f"{key}:{code}"), creatingUser=user_guid)
         if _datetime(created):
             coding.set("creationDateTime", _datetime(created))
-        etree.SubElement(coding, _q("CodeRef"), targetGUID=qda_guid("code", code))
+        etree.SubElement(coding, _q("CodeRef"), targetGUID=code_guid)
 
 
 def _write_archive(out: Path, project: bytes, files: Mapping[str, bytes]) -> None:

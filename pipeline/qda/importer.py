@@ -27,8 +27,9 @@ from pipeline.corpus import (
 )
 from pipeline.errors import TranscriptFormatError
 from pipeline.hashing import text_hash
-from pipeline.qda.archive import MACHINE_USER_PREFIX, QdaProject, QdaSource, _datetime
-from pipeline.qda.mapping import VARIABLE_NAMES, QdaMapping, _opt, resolve_codes
+from pipeline.qda.archive import MACHINE_USER_PREFIX, QdaProject, QdaSelection, QdaSource, _datetime
+from pipeline.qda.directions import DirectionMark, choose_direction
+from pipeline.qda.mapping import VARIABLE_NAMES, MappedCode, QdaMapping, _opt, resolve_codes
 from pipeline.qda.reader import read_qdpx
 from pipeline.records import Annotation, Coding, Role, Speaker, Transcript, Turn, Utterance
 from pipeline.store import Store, now
@@ -45,7 +46,14 @@ _ROLE_WORDS = (("beleid", Role.BELEIDSMEDEWERKER), ("manager", Role.MANAGER), ("
 
 @dataclass(frozen=True)
 class QdaImportReport:
-    """Outcome of :func:`import_qdpx`. Nothing that was left out is left unmentioned."""
+    """Outcome of :func:`import_qdpx`. Nothing that was left out is left unmentioned.
+
+    ``n_direction_codings``: codings with a direction code (``Positief`` ...);
+    ``n_direction_selections``: selections that hold direction codes only (not placed themselves);
+    ``n_directed``: codings that got their direction from a direction code;
+    ``n_without_direction``: incentive codings no direction reached (stored as ``0``);
+    ``conflicts``: selections with both directions on them (their codings get ``0``).
+    """
 
     n_sources: int
     statuses: Mapping[str, int]
@@ -56,6 +64,11 @@ class QdaImportReport:
     unmapped: tuple[str, ...]
     problems: tuple[str, ...]
     notes: tuple[str, ...]
+    n_direction_codings: int = 0
+    n_direction_selections: int = 0
+    n_directed: int = 0
+    n_without_direction: int = 0
+    conflicts: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -173,6 +186,14 @@ def import_qdpx(
     Codings by codeer's model users (``codeer model ...``) are not human codings and are
     skipped. Importing the same archive twice adds nothing.
 
+    A coding's direction comes from, in this order: a mapping entry with a direction (a child
+    code ``Topic::Negatief``), the direction codes (``Positief``/``Negatief`` mapped as
+    ``{direction: '+'}``, or codeer's own) on the same or an overlapping selection (see
+    :mod:`pipeline.qda.directions`), and the ``[codeer]`` line of a codeer export's description
+    (the code wins: it is what a researcher sees and may have changed). Both
+    directions on one selection are reported as a conflict; incentive codings no direction
+    reaches are counted.
+
     Parameters
     ----------
     path
@@ -205,6 +226,10 @@ def import_qdpx(
     chosen: dict[tuple[str, str], dict[str, tuple[int, Coding, str]]] = defaultdict(dict)
     context: dict[str, tuple[Utterance, Transcript]] = {}
     n_selections = n_placed = n_machine = n_ignored = 0
+    n_direction_codings = n_direction_selections = n_directed = n_without_direction = 0
+    conflicts: set[str] = set()
+    used_marks: set[str] = set()
+    all_marks: set[str] = set()
     key_counts = Counter(source.name for source in project.sources)
     for source in project.sources:
         key = source.name if key_counts[source.name] == 1 else f"{source.name} [{source.guid[:8]}]"
@@ -228,12 +253,14 @@ def import_qdpx(
                                        segmenter=segmenter.name)
         statuses[status] += 1
         utterances = list(store.iter_utterances(transcript.transcript_id))
+        marks = _direction_marks(source, project, targets)
+        all_marks.update(mark.selection for mark in marks)
         for selection in source.selections:
             lines = _description_codings(selection.description)
-            codings: list[tuple[str, Coding, str]] = []
+            found: list[tuple[str, MappedCode, str]] = []
+            own_directions: list[str] = []
             for qda_coding in selection.codings:
-                user = qda_coding.user or selection.user or source.user
-                annotator = project.users.get(user, "") if user else ""
+                annotator = _annotator(qda_coding.user, selection, source, project)
                 if annotator.startswith(MACHINE_USER_PREFIX):
                     n_machine += 1
                     continue
@@ -243,17 +270,39 @@ def import_qdpx(
                 target = targets[qda_coding.code]
                 if target is None:
                     n_ignored += 1
-                    continue
+                elif target.is_direction:
+                    own_directions.append(str(target.direction))
+                    n_direction_codings += 1
+                else:
+                    created = _datetime(qda_coding.created_at or selection.created_at) or now()
+                    found.append((annotator or "qda-import", target, created))
+            codings: list[tuple[str, Coding, str]] = []
+            n_from_marks = n_undirected = 0
+            for annotator, target, created in found:
                 line = lines.get(target.code, {})
-                direction = target.direction or line.get("direction", "0")
-                facet = target.facet or _opt(line.get("facet"))
+                direction = target.direction
+                if direction is None:
+                    # Direction codes before the [codeer] line: the code is what a researcher sees and edits.
+                    choice = choose_direction(selection.guid, selection.start, selection.end, annotator,
+                                              own_directions, marks)
+                    used_marks.update(choice.marks)
+                    if choice.conflict:
+                        where = "on the same selection" if own_directions else "on selections overlapping it"
+                        conflicts.add(f"source {key!r}, selection {selection.guid} [{selection.start}:"
+                                      f"{selection.end}]: direction codes {' and '.join(choice.conflict)} {where}; "
+                                      "its codings get direction 0 (mixed). Keep one direction code there, or "
+                                      "split the selection.")
+                    direction = choice.direction
+                    n_from_marks += direction is not None
+                direction = direction or _opt(line.get("direction"))
                 try:
-                    coding = Coding(target.code, direction, facet)
+                    coding = Coding(target.code, direction or "0", target.facet or _opt(line.get("facet")))
                 except ValueError as err:
                     problems.append(f"source {key!r}, selection {selection.guid}: {err}; coding left out.")
                     continue
-                created = _datetime(qda_coding.created_at or selection.created_at) or now()
-                codings.append((annotator or "qda-import", coding, created))
+                codings.append((annotator, coding, created))
+                n_undirected += direction is None and codebook[target.code].kind == "incentive"
+            n_direction_selections += bool(own_directions) and not found
             if not codings:
                 continue
             label = f"source {key!r}, selection {selection.guid} [{selection.start}:{selection.end}] " \
@@ -268,6 +317,8 @@ def import_qdpx(
                                 "not imported.")
                 continue
             n_placed += 1
+            n_directed += n_from_marks
+            n_without_direction += n_undirected
             for utterance, overlap in placed:
                 context[utterance.utterance_id] = (utterance, transcript)
                 for annotator, coding, created in codings:
@@ -291,6 +342,16 @@ def import_qdpx(
     added, present = store.add_annotations(annotations)
     if n_machine:
         notes.append(f"{n_machine} coding(s) by codeer models were skipped: they are predictions, not human codings.")
+    if all_marks - used_marks:
+        notes.append(f"{len(all_marks - used_marks)} selection(s) with a direction code have no code of the same "
+                     "user on or overlapping them; their direction is not used.")
+    if n_without_direction:
+        directions_coded = n_direction_codings or any(t is not None and t.direction for t in targets.values())
+        notes.append(f"{n_without_direction} incentive coding(s) have no direction code on or overlapping their "
+                     "selection; stored with direction 0." if directions_coded else
+                     f"{n_without_direction} incentive coding(s) have no direction: the project has no direction "
+                     "codes the mapping knows of, so all are stored with direction 0. Where direction is coded "
+                     "with codes such as 'Positief'/'Negatief', map them as {direction: '+'} / {direction: '-'}.")
     if n_ignored:
         notes.append(f"{n_ignored} coding(s) on codes mapped to null were ignored, as the mapping says.")
     unmapped_lines = tuple(
@@ -298,4 +359,28 @@ def import_qdpx(
         "Map it in the mapping file, or set it to null to ignore it." for guid, n in sorted(unmapped.items()))
     logger.info("%s: %d source(s), %d coding(s) added", path, len(project.sources), added)
     return QdaImportReport(len(project.sources), dict(statuses), n_selections, n_placed, added, present,
-                           unmapped_lines, tuple(problems), tuple(notes))
+                           unmapped_lines, tuple(problems), tuple(notes), n_direction_codings,
+                           n_direction_selections, n_directed,
+                           n_without_direction, tuple(sorted(conflicts)))
+
+
+def _annotator(user: str | None, selection: QdaSelection, source: QdaSource, project: QdaProject) -> str:
+    """The name of the user of a coding (its own, else the selection's, else the source's)."""
+    guid = user or selection.user or source.user
+    return project.users.get(guid, "") if guid else ""
+
+
+def _direction_marks(source: QdaSource, project: QdaProject,
+                     targets: Mapping[str, MappedCode | None]) -> list[DirectionMark]:
+    """The direction codes human users put on the source's selections (not on those with offsets off)."""
+    marks = []
+    for selection in source.selections:
+        if selection.verified is False:
+            continue
+        for qda_coding in selection.codings:
+            target = targets.get(qda_coding.code)
+            annotator = _annotator(qda_coding.user, selection, source, project)
+            if target is not None and target.is_direction and not annotator.startswith(MACHINE_USER_PREFIX):
+                marks.append(DirectionMark(selection.guid, selection.start, selection.end, str(target.direction),
+                                           annotator or "qda-import"))
+    return marks
