@@ -232,3 +232,21 @@ class AuthenticationError(CodeerError, PermissionError):
 
 class ReviewInputError(CodeerError, ValueError):
     """Predictions or codings handed to the review queue are not what it expects."""
+
+
+class InputTooLargeError(CodeerError, ValueError):
+    """A file or archive passes a limit of :class:`pipeline.config.InputLimits` (issue 20)."""
+
+    reason = "file too large"
+
+    def __init__(self, path: Path | str, problem: str, *, fix: str = "") -> None:
+        self.path, self.problem, self.fix = str(path), problem, fix
+        super().__init__(error_message(path, problem, fix=fix))
+
+
+class ModelFileError(CodeerError, ValueError):
+    """A model folder's file cannot be read: damaged, of another format, or of untrusted types."""
+
+
+class SessionError(CodeerError, PermissionError):
+    """A review-page session that is unknown, revoked or expired."""

@@ -29,6 +29,7 @@ from pipeline.corpus.transcripts import (
     RESPONDENT_LABELS,
     SourceMetadata,
     decode_bytes,
+    find_skipped,
     find_sources,
     load_transcript,
     metadata_for,
@@ -38,7 +39,7 @@ from pipeline.corpus.transcripts import (
 __all__ = [
     "EVIDENCE_COLUMNS", "INTERVIEWER_LABELS", "QuestionnaireDefinitions", "RESPONDENT_LABELS",
     "ROLE_ABBREVIATIONS", "SUMMARY_COUNTS", "Segmenter", "SourceMetadata", "annotation_files",
-    "annotation_record", "annotation_stats", "combine_scores", "decode_bytes", "find_sources",
+    "annotation_record", "annotation_stats", "combine_scores", "decode_bytes", "find_skipped", "find_sources",
     "import_annotations", "ingest_file", "ingest_paths", "ingest_questionnaire", "load_questionnaires",
     "load_segmenter", "load_transcript", "metadata_for", "parse_transcript", "read_annotations",
     "read_questionnaire", "read_table", "segment_transcript", "transcripts_from_table", "utterance_json",

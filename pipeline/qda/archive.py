@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from pipeline.corpus.archives import LimitedArchive
 from pipeline.errors import QdaFormatError
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
@@ -155,7 +156,8 @@ def _check_root(root: etree._Element, tag: str, ns: str, where: str) -> None:
         raise QdaFormatError(f"{where}: root element <{name.localname}>, expected <{tag}>.")
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+def _read_member(archive: LimitedArchive, name: str, path: Path) -> bytes:
+    """A member's bytes, read in chunks within the archive's limits (issue 20)."""
     try:
         return archive.read(name)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
