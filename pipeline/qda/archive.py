@@ -14,7 +14,7 @@ from pathlib import Path
 from lxml import etree
 
 from pipeline.corpus.archives import LimitedArchive
-from pipeline.errors import QdaFormatError
+from pipeline.errors import InputTooLargeError, QdaFormatError
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -160,6 +160,8 @@ def _read_member(archive: LimitedArchive, name: str, path: Path) -> bytes:
     """A member's bytes, read in chunks within the archive's limits (issue 20)."""
     try:
         return archive.read(name)
+    except InputTooLargeError:
+        raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise QdaFormatError(f"{path}: the archive member {name!r} is corrupt ({err}). Export the project again.") from err
 
