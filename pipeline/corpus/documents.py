@@ -3,6 +3,7 @@ limits on untrusted files (issue 20)."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -34,9 +35,10 @@ def read_docx(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> str:
     try:
         document = docx.Document(str(path))
         text = "\n".join(paragraph.text for paragraph in document.paragraphs)
-    except KeyError as err:  # a part the package names is missing from the archive
+    except KeyError as err:  # a part the package needs is missing from the archive
+        part = re.search(r"'([^']+)'", str(err))
         raise CorruptDocumentError(
-            path, f"the .docx file is damaged: the part {str(err.args[0]) if err.args else '?'} is missing",
+            path, f"the .docx file is damaged: the part {part.group(0) if part else '?'} is missing",
             fix="Open and save it again in Word, or export it as .txt.",
         ) from err
     except Exception as err:  # python-docx raises lxml, zip and package errors for damaged parts
