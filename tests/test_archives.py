@@ -101,6 +101,8 @@ def test_archives_members_count_and_total_size_are_limited(tmp_path: Path) -> No
     assert read_qdpx(many).sources[0].text == "Respondent: kort."
     with pytest.raises(InputTooLargeError, match="max_unpacked_mb"):
         read_qdpx(many, InputLimits(max_unpacked_bytes=100))
+    with pytest.raises(InputTooLargeError, match="more than the 0.0 MB codeer reads as a project.*CODEER_MAX_FILE_MB"):
+        read_qdpx(many, InputLimits(max_file_bytes=10))
 
 
 def test_archives_large_transcript_is_refused_without_being_read(tmp_path: Path) -> None:

@@ -9,12 +9,16 @@ The chunked read still counts what it unpacks, so a damaged archive cannot get r
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 from pipeline.config import MB, InputLimits
 from pipeline.errors import InputTooLargeError
 
 CHUNK_BYTES = MB
+# What zipfile raises for a damaged or unusual archive (zlib.error and NotImplementedError were
+# found by fuzzing the .qdpx reader, issue 20).
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error)
 # Below this size a member's ratio is no threat: tiny XML parts compress very well.
 RATIO_FLOOR_BYTES = MB
 
@@ -36,8 +40,8 @@ def check_file_size(path: Path, limit: int, what: str) -> None:
         setting = "max_text_mb" if what == "text" else "max_file_mb"
         raise InputTooLargeError(
             path, f"the file is {_mb(size)}, more than the {_mb(limit)} codeer reads as {what}",
-            fix=f"Split it into smaller files, or raise the limit: --{setting.replace('_', '-')} / "
-                f"CODEER_{setting.upper()} / {setting} in codeer.toml.")
+            fix=f"Split it into smaller files, or raise the limit: CODEER_{setting.upper()} in the environment "
+                f"or {setting} in codeer.toml.")
 
 
 def check_archive(archive: zipfile.ZipFile, path: Path | str, limits: InputLimits,
@@ -116,7 +120,7 @@ class LimitedArchive:
         ------
         InputTooLargeError
             The member, or all reads together, would pass the limits.
-        zipfile.BadZipFile, OSError, EOFError, ValueError
+        ZIP_ERRORS
             A corrupt member (the caller adds what to do).
         """
         info = self.archive.getinfo(name)

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from pipeline.config import MB, InputLimits
-from pipeline.corpus.archives import check_archive, check_file_size
+from pipeline.corpus.archives import ZIP_ERRORS, check_archive, check_file_size
 from pipeline.errors import CorruptDocumentError, InputTooLargeError
 
 DEFAULT_LIMITS = InputLimits()
@@ -27,7 +27,7 @@ def read_docx(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> str:
             check_archive(archive, path, limits)
     except InputTooLargeError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+    except ZIP_ERRORS as err:
         raise CorruptDocumentError(
             path, "the .docx file is not a readable ZIP archive, so not a Word document (damaged or incomplete copy?)",
             fix="Open and save it again in Word, or export it as .txt.",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from pipeline.corpus.archives import LimitedArchive
+from pipeline.corpus.archives import ZIP_ERRORS, LimitedArchive
 from pipeline.errors import InputTooLargeError, QdaFormatError
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
@@ -162,7 +161,7 @@ def _read_member(archive: LimitedArchive, name: str, path: Path) -> bytes:
         return archive.read(name)
     except InputTooLargeError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+    except ZIP_ERRORS as err:
         raise QdaFormatError(f"{path}: the archive member {name!r} is corrupt ({err}). Export the project again.") from err
 
 

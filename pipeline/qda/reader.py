@@ -21,7 +21,7 @@ from lxml import etree
 
 from pipeline.config import InputLimits
 from pipeline.corpus import decode_bytes
-from pipeline.corpus.archives import LimitedArchive, check_archive, check_file_size
+from pipeline.corpus.archives import ZIP_ERRORS, LimitedArchive, check_archive, check_file_size
 from pipeline.errors import InputTooLargeError, QdaFormatError
 from pipeline.qda.archive import (
     _RGB,
@@ -78,7 +78,9 @@ def read_qdpx(path: Path | str, limits: InputLimits | None = None) -> QdaProject
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise QdaFormatError(f"{path}: no such file.") from None
-    except (zipfile.BadZipFile, OSError) as err:
+    except InputTooLargeError:
+        raise
+    except ZIP_ERRORS as err:
         raise QdaFormatError(f"{path}: not a ZIP archive, so not a .qdpx project (corrupt or incomplete copy?). "
                              "Export the project again as REFI-QDA (.qdpx).") from err
     with archive:
