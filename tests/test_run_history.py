@@ -43,11 +43,14 @@ def test_run_history_killed_run_is_marked_interrupted(fresh_store) -> None:
                                "print(open_store(sys.argv[1]).begin_run('code-transcripts', {}))", url],
         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     killed = int(started.stdout.strip())
-    mine = fresh_store.begin_run("ingest", {})  # this process is alive: its run is running
-    assert {r["id"]: r["status"] for r in fresh_store.list_runs()} == {killed: "running", mine: "running"}
+    assert {r["id"]: r["status"] for r in fresh_store.list_runs()} == {killed: "running"}
     assert fresh_store.mark_interrupted_runs() == [killed]
+    mine = fresh_store.begin_run("ingest", {})  # this process is alive: its run is running
     assert {r["id"]: r["status"] for r in fresh_store.list_runs()} == {killed: "interrupted", mine: "running"}
     assert fresh_store.mark_interrupted_runs() == []
+    again = subprocess.run(started.args, capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    fresh_store.begin_run("ingest", {})  # every new run first records the killed ones
+    assert {r["id"]: r["status"] for r in fresh_store.list_runs()}[int(again.stdout)] == "interrupted"
 
 
 def test_run_history_last_ratings_come_from_a_finished_run(fresh_store) -> None:

@@ -49,7 +49,9 @@ class RunQueries:
         def transaction(self) -> AbstractContextManager[Connection]: ...
 
     def begin_run(self, kind: str, settings: dict[str, object], segmenter: str = "") -> int:
-        """Record the start of a run by this process; return its id."""
+        """Record the start of a run by this process; return its id. Runs of killed processes
+        are recorded as interrupted first (:meth:`mark_interrupted_runs`)."""
+        self.mark_interrupted_runs()
         with self.transaction() as connection:
             result = connection.execute(
                 self.runs.insert().values(kind=kind, status=RUNNING, started_at=now(), segmenter=segmenter,

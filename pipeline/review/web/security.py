@@ -93,7 +93,9 @@ class SessionPolicy:
     def start(self, store: Store, user_name: str, address: str) -> str:
         """Record a new session for ``user_name``; return the token for the cookie."""
         token = secrets.token_urlsafe(32)
-        store.create_session(session_id_of(token), user_name, address, self.clock())
+        now = self.clock()
+        store.delete_sessions_before(now - self.max_s)  # expired for good: keep the table small
+        store.create_session(session_id_of(token), user_name, address, now)
         return token
 
     def user_of(self, store: Store, token: object) -> str | None:
