@@ -65,9 +65,6 @@ def cli(ctx: click.Context, home: Path | None, db: str | None, verbose: int) -> 
     Typical session: ingest transcripts, import seed annotations, train, classify, rate.
     Run 'codeer COMMAND --help' for the options of a command.
     """
-    # transcripts, the database (password hashes) and reports hold personal data: what codeer
-    # creates is readable by the user only, 0600 files and 0700 folders (issue 20)
-    os.umask(0o077)
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     overrides: dict[str, Any] = {}
@@ -84,6 +81,10 @@ def cli(ctx: click.Context, home: Path | None, db: str | None, verbose: int) -> 
 
 def main() -> None:
     """Entry point of the ``codeer`` script."""
+    # transcripts, the database (password hashes) and reports hold personal data: what codeer
+    # creates is readable by the user only, 0600 files and 0700 folders (issue 20). Set here,
+    # not in the group, so that a program or test calling ``cli`` keeps its own umask.
+    os.umask(0o077)
     cli(prog_name="codeer")
 
 
