@@ -246,7 +246,3 @@ class InputTooLargeError(CodeerError, ValueError):
 
 class ModelFileError(CodeerError, ValueError):
     """A model folder's file cannot be read: damaged, of another format, or of untrusted types."""
-
-
-class SessionError(CodeerError, PermissionError):
-    """A review-page session that is unknown, revoked or expired."""
