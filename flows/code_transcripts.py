@@ -39,6 +39,7 @@ def retry_transient(task, task_run, state) -> bool:  # type: ignore[no-untyped-d
 
 
 RUN_KIND = "code-transcripts"
+
 # Results travel in memory between tasks and are never persisted (pickled): the store is the record.
 RETRY = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor": 0.5,
          "retry_condition_fn": retry_transient, "cache_policy": NO_CACHE, "persist_result": False}
