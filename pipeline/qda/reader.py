@@ -418,6 +418,7 @@ def read_qdc(path: Path | str) -> tuple[QdaCode, ...]:
     if zipfile.is_zipfile(path):
         return read_qdpx(path).codes
     try:
+        check_file_size(path, InputLimits().max_file_bytes, "a codebook")
         data = path.read_bytes()
     except OSError as err:
         raise QdaFormatError(f"{path}: cannot be read ({err.strerror}).") from err
