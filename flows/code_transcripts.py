@@ -38,6 +38,8 @@ def retry_transient(task, task_run, state) -> bool:  # type: ignore[no-untyped-d
     return is_transient(state.result(raise_on_failure=False))
 
 
+RUN_KIND = "code-transcripts"
+
 # Results travel in memory between tasks and are never persisted (pickled): the store is the record.
 RETRY = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor": 0.5,
          "retry_condition_fn": retry_transient, "cache_policy": NO_CACHE, "persist_result": False}
@@ -54,7 +56,8 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
         result = IngestResult(path, "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
     else:
         context = run_context(config)
-        result = ingest_file(Path(path), source, context.store, context.segmenter(), metadata=metadata)
+        result = ingest_file(Path(path), source, context.store, context.segmenter(), metadata=metadata,
+                             limits=config.input_limits)
     if result.status == "failed":
         return Failed(message=f"{source}: {result.reason}", data=result)  # type: ignore[return-value]
     if result.note:  # e.g. a PDF read as an interview, and why (no text, no names)
@@ -101,21 +104,26 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
 
 
 @task(**RETRY)
-def rate_task(model_path: str, config: RunConfig) -> list[dict[str, object]]:
-    """Rate from the store, write ratings and the report; return the ratings that moved."""
+def rate_task(model_path: str, config: RunConfig) -> dict[str, list[dict[str, object]]]:
+    """Rate from the store, write ratings and the report; return the ratings (``ratings``:
+    municipality, code, rating) and those that moved since the last run that got to its end
+    (``changes``), never since a ``ratings.json`` that a killed run left (issue 20)."""
     from pipeline.codebook import load_codebook
     from pipeline.rating import previous_ratings, questionnaire_evidence_of, rating_changes, read_regions
     from pipeline.report import rate_store
 
     context = run_context(config)
     loaded, store, out_dir = context.model(model_path), context.store, context.paths.reports_dir
-    before = previous_ratings(out_dir)
+    before = store.last_run_ratings(RUN_KIND)
+    if before is None:  # a workspace from before migration 0006: its ratings.json is all there is
+        before = previous_ratings(out_dir)
     regions_file = context.paths.regions_file  # the same workspace file `codeer rate` reads
     result = rate_store(store, load_codebook(config.codebook_version), out_dir, model_id=loaded.model_id,
                         questionnaire=questionnaire_evidence_of(store), fictional=config.fictional,
                         region_name=config.region_name,
                         regions=read_regions(regions_file) if regions_file is not None else None)
-    return rating_changes(before, result.ratings)
+    ratings = [{"municipality": r.municipality, "code": r.code, "rating": r.rating} for r in result.ratings]
+    return {"ratings": ratings, "changes": rating_changes(before, result.ratings)}
 
 
 def _failure(outcome: object, file: str, stage: str) -> dict[str, object]:
@@ -138,15 +146,21 @@ def code_transcripts(config: RunConfig) -> dict[str, object]:
     logger = get_run_logger()
     context = run_context(config)
     store = context.store
-    run_id = store.begin_run("code-transcripts", json.loads(config.model_dump_json()))
+    interrupted = store.mark_interrupted_runs()
+    if interrupted:
+        logger.warning("run(s) %s ended without finishing (killed?); recorded as interrupted",
+                       ", ".join(map(str, interrupted)))
+    run_id = store.begin_run(RUN_KIND, json.loads(config.model_dump_json()))
     try:
         summary = _code_transcripts(config, find_sources(config.folders))
     except BaseException as err:
         store.finish_run(run_id, "failed", {"error": type(err).__name__})
         raise
-    summary = {"run_id": run_id, **summary}
+    ratings = summary.pop("ratings")
+    summary = {"run_id": run_id, **summary, "files_skipped": _skipped(config.folders)}
     write_summary(summary, context.paths.reports_dir)
-    store.finish_run(run_id, "failed" if summary["transcripts_failed"] else "completed", summary)
+    store.finish_run(run_id, "failed" if summary["transcripts_failed"] else "completed", summary,
+                     ratings=ratings)  # type: ignore[arg-type]
     logger.info("run summary: %s", json.dumps({k: v for k, v in summary.items() if k != "ratings_changed"}))
     create_markdown_artifact(key="run-summary", markdown=summary_markdown(summary), description="codeer run summary")
     return summary
@@ -177,42 +191,52 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
         if sources_by_id is None:
             sources_by_id = {t.transcript_id: t.source for t in context.store.list_transcripts()}
         failed.append(_failure(outcome, sources_by_id.get(transcript_id, transcript_id), "classify"))
-    changes = rate_task(model_path, config)
+    rated = rate_task(model_path, config)
     return {
         "transcripts_new": sum(r.status == "new" for r in ingested),
         "transcripts_changed": sum(r.status == "changed" for r in ingested),
         "transcripts_unchanged": sum(r.status == "unchanged" for r in ingested),
+        "transcripts_renamed": [{"file": r.path, "note": r.reason} for r in ingested if r.status == "renamed"],
+        "transcripts_duplicate": [{"file": r.path, "note": r.reason} for r in ingested if r.status == "duplicate"],
         "transcripts_failed": failed,
         "utterances_embedded": totals["n_embedded"],
         "embedding_cache_hits": totals["n_cache_hits"],
         "utterances_classified": totals["n_classified"],
         "review_items_added": totals["n_review_added"],
-        "ratings_changed": changes,
+        "ratings_changed": rated["changes"],
+        "ratings": rated["ratings"],
         "model": context.model(model_path).model_id,
     }
 
 
+def _skipped(folders: list[Path]) -> list[dict[str, str]]:
+    """Hidden files and folders and Office lock files the run did not read (issue 20)."""
+    from pipeline.corpus import find_skipped
+
+    return [{"file": str(path), "reason": why} for path, why in find_skipped(folders)]
+
+
 def run_code_transcripts(config: RunConfig) -> dict[str, object]:
     """Run :func:`code_transcripts` with the task runner ``config`` asks for: in-process, a
-    local Dask cluster (``dask_workers``) or an existing one (``dask_address``).
+    local Dask cluster (``dask_workers``) or an existing one (``dask_address``). Without a
+    configured Prefect server, on a temporary one that dies with this process (:mod:`flows.server`).
 
     Raises :class:`~pipeline.errors.ConfigError` for Dask on a SQLite store.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
     from pydantic import SecretStr
+
+    from flows.server import temporary_server
 
     # pin the URL where the run starts: workers elsewhere need not have CODEER_DB set
     config = config.model_copy(update={"database_url": SecretStr(config.url)})
     run = code_transcripts.with_options(task_runner=task_runner_for(config))
-    if not config.uses_dask or PREFECT_API_URL.value():
+    if PREFECT_API_URL.value():
         return run(config)
-    # Without a server each local worker process would start a temporary Prefect server of its
-    # own on the same database: start this process's one now and hand its address to the workers.
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start()
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    # Without a server Prefect would start a temporary one that outlives a killed run, and each
+    # Dask worker one of its own on the same database: start one bound to this process and hand
+    # its address to the workers (issue 20).
+    with temporary_server(config.paths.prefect_home):
         return run(config)
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from pipeline.config import Settings, WorkspacePaths
+from pipeline.config import InputLimits, Settings, WorkspacePaths
 
 if TYPE_CHECKING:
     from pipeline.coding import EmbeddingCache, LoadedModel
@@ -48,6 +48,7 @@ class RunConfig(BaseModel):
                           "local disk that exists on each of them.")
     dask_address: str | None = Field(None, description="Run per-transcript tasks on this Dask scheduler (tcp://host:8786).")
     dask_workers: int | None = Field(None, ge=1, description="Run per-transcript tasks on a local Dask cluster of N worker processes.")
+    input_limits: InputLimits = Field(default_factory=InputLimits, description="Limits on untrusted input files (issue 20).")
 
     @field_validator("home", "cache_dir")
     @classmethod
@@ -74,7 +75,7 @@ class RunConfig(BaseModel):
                    database_url=settings.db.get_secret_value() if settings.db else None,
                    codebook_version=settings.codebook_version, encoder_threads=settings.threads,
                    device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
-                   encoder=settings.encoder, **run_options)
+                   encoder=settings.encoder, input_limits=settings.input_limits, **run_options)
 
     @property
     def url(self) -> str:

@@ -23,6 +23,37 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE = "codeer.toml"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """How much codeer reads from one untrusted file before it refuses it (issue 20).
+
+    Archives (``.docx``, ``.qdpx``) are checked on their table of contents before anything is
+    unpacked, and read in chunks that stop at the limit, so a zip bomb costs neither time nor
+    memory.
+
+    Parameters
+    ----------
+    max_file_bytes : int
+        Largest ``.docx``, ``.pdf`` or ``.qdpx`` file on disk.
+    max_text_bytes : int
+        Largest text of one transcript or document: a ``.txt`` file, the text of a ``.docx``
+        or ``.pdf``, a text source in a ``.qdpx``.
+    max_unpacked_bytes : int
+        Most bytes unpacked from one archive, all members together (one member included).
+    max_compression_ratio : float
+        Largest ratio of unpacked to packed size of one archive member.
+    max_members : int
+        Most members in one archive.
+    """
+
+    max_file_bytes: int = 200 * MB
+    max_text_bytes: int = 10 * MB
+    max_unpacked_bytes: int = 200 * MB
+    max_compression_ratio: float = 100.0
+    max_members: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +153,14 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder (default: all cores).")
     device: str = Field("cpu", description="'cpu' or 'cuda' (sentence-transformers backend only).")
     review_threshold: float = Field(0.45, ge=0, le=1, description="Top probability under which an item goes to review (review.priority.MIN_CONFIDENCE).")
+    max_file_mb: float = Field(200, gt=0, description="Largest .docx, .pdf or .qdpx file read, in MB (issue 20).")
+    max_text_mb: float = Field(10, gt=0, description="Largest text of one transcript or document (a .txt file, the text of a .docx, .pdf or .qdpx source), in MB.")
+    max_unpacked_mb: float = Field(200, gt=0, description="Most MB unpacked from one archive (.docx, .qdpx), all members together.")
+    max_compression_ratio: float = Field(100, ge=1, description="Largest unpacked-to-packed size ratio of an archive member; zip bombs have about 1000.")
+    max_archive_members: int = Field(10_000, ge=1, description="Most members in one archive (.docx, .qdpx).")
+    session_idle_minutes: int = Field(60, ge=1, description="Review page: a session unused this long ends (minutes).")
+    session_max_hours: int = Field(8, ge=1, description="Review page: a session ends this long after login, used or not (hours).")
+    trusted_proxies: list[str] = Field(default_factory=list, description="Review page: addresses of reverse proxies whose X-Forwarded-For is believed; empty: none.")
 
     @classmethod
     def settings_customise_sources(
@@ -146,6 +185,14 @@ class Settings(BaseSettings):
         if self.db is not None:
             return self.db.get_secret_value()
         return self.paths.default_database_url
+
+    @property
+    def input_limits(self) -> InputLimits:
+        """The limits on untrusted input files, in bytes."""
+        return InputLimits(
+            max_file_bytes=int(self.max_file_mb * MB), max_text_bytes=int(self.max_text_mb * MB),
+            max_unpacked_bytes=int(self.max_unpacked_mb * MB), max_compression_ratio=self.max_compression_ratio,
+            max_members=self.max_archive_members)
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as JSON-ready values, with the database password masked."""

@@ -242,3 +242,17 @@ class ReviewInputError(CodeerError, ValueError):
 
 class NotFoundError(CodeerError, LookupError):
     """A transcript or utterance id asked for on a page that is not in the store."""
+
+
+class InputTooLargeError(CodeerError, ValueError):
+    """A file or archive passes a limit of :class:`pipeline.config.InputLimits` (issue 20)."""
+
+    reason = "file too large"
+
+    def __init__(self, path: Path | str, problem: str, *, fix: str = "") -> None:
+        self.path, self.problem, self.fix = str(path), problem, fix
+        super().__init__(error_message(path, problem, fix=fix))
+
+
+class ModelFileError(CodeerError, ValueError):
+    """A model folder's file cannot be read: damaged, of another format, or of untrusted types."""

@@ -136,7 +136,7 @@ class IngestResult:
     """What happened to one file of an ingest batch."""
 
     path: str
-    status: str  # new | changed | unchanged | failed
+    status: str  # new | changed | unchanged | renamed | duplicate | skipped | failed
     transcript_id: str | None = None
     n_utterances: int = 0
     error: str | None = None

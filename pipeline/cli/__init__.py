@@ -6,6 +6,7 @@ module per family (corpus, model, report, runs, qda, review)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -33,7 +34,7 @@ class Context:
         if self._store is None:
             from pipeline.store import open_store
 
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self.settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._store = open_store(self.settings.database_url)
         return self._store
 
@@ -80,6 +81,10 @@ def cli(ctx: click.Context, home: Path | None, db: str | None, verbose: int) -> 
 
 def main() -> None:
     """Entry point of the ``codeer`` script."""
+    # transcripts, the database (password hashes) and reports hold personal data: what codeer
+    # creates is readable by the user only, 0600 files and 0700 folders (issue 20). Set here,
+    # not in the group, so that a program or test calling ``cli`` keeps its own umask.
+    os.umask(0o077)
     cli(prog_name="codeer")
 
 

@@ -49,17 +49,21 @@ def ingest(obj: Context, paths: tuple[Path, ...], metadata: Path | None, speaker
     store = obj.store
     run_id = store.begin_run("ingest", settings.public_dict(), segmenter.name)
     report = ingest_paths(list(paths), store, segmenter, metadata_file=metadata,
-                          speaker_aliases=_parse_speakers(speakers), run_id=run_id, show_progress=True)
+                          speaker_aliases=_parse_speakers(speakers), run_id=run_id, show_progress=True,
+                          limits=settings.input_limits)
     for result in report.results:
+        if result.status in ("renamed", "duplicate", "skipped"):
+            click.echo(f"{result.status.upper()} {result.path} ({result.reason})", err=result.status == "skipped")
         if result.note:
             click.echo(f"NOTE {result.path}: {result.note}")
     for result in report.failed:
         click.echo(f"FAILED ({result.reason}) {result.error}", err=True)
-    summary = {s: report.count(s) for s in ("new", "changed", "unchanged", "failed")}
+    summary = {s: report.count(s) for s in ("new", "changed", "unchanged", "renamed", "duplicate", "skipped", "failed")}
     summary["utterances"] = sum(r.n_utterances for r in report.results if r.status in ("new", "changed"))
     store.finish_run(run_id, "failed" if report.failed else "completed", summary)
+    moved = "".join(f", {summary[s]} {s}" for s in ("renamed", "duplicate", "skipped") if summary[s])
     click.echo(f"{len(report.results)} file(s): {summary['new']} new, {summary['changed']} changed, "
-               f"{summary['unchanged']} unchanged, {summary['failed']} failed; "
+               f"{summary['unchanged']} unchanged{moved}, {summary['failed']} failed; "
                f"{summary['utterances']} utterances stored (segmenter: {segmenter.name}).")
     if report.failed:
         sys.exit(1)

@@ -57,7 +57,7 @@ def import_qdpx_command(obj: Context, file: Path, mapping: Path | None, suggest_
     store = obj.store
     run_id = store.begin_run("import-qdpx", settings.public_dict(), segmenter.name)
     report = import_qdpx(file, store, segmenter, book, load_qda_mapping(mapping, book) if mapping else None,
-                         run_id=run_id)
+                         run_id=run_id, limits=settings.input_limits)
     for line in report.notes:
         click.echo(f"NOTE {line}", err=True)
     for line in (*report.unmapped, *report.problems):

@@ -41,6 +41,30 @@ def users_add(obj: Context, name: str, role: str, password_file: Path | None) ->
     click.echo(f"user {user.name!r} added ({user.role}).")
 
 
+@users.command("set-password")
+@click.argument("name")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the new password from the first line of this file (default: prompt for it).")
+@click.pass_obj
+@friendly
+def users_set_password(obj: Context, name: str, password_file: Path | None) -> None:
+    """Give a user a new password; their open review-page sessions end.
+
+    Example:
+
+        codeer users set-password anna
+    """
+    from pipeline.review import set_password
+
+    if password_file is not None:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = click.prompt(f"New password for {name}", hide_input=True, confirmation_prompt=True)
+    n = set_password(obj.store, name, password)
+    click.echo(f"password of {name!r} changed; {n} open session(s) ended.")
+
+
 @users.command("list")
 @click.pass_obj
 @friendly
@@ -79,9 +103,13 @@ def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, 
     if host not in ("127.0.0.1", "localhost", "::1") and not ssl_certfile:
         click.echo("Note: off the loopback address the session cookie is Secure; browsers only keep it over "
                    "HTTPS. Pass --ssl-certfile/--ssl-keyfile or put a TLS proxy in front.", err=True)
-    serve(obj.store, load_codebook(obj.settings.codebook_version), home=obj.settings.home, host=host, port=port,
-          ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-          review_budget=getattr(obj.settings, "review_budget", None))  # the setting may not exist yet
+    from pipeline.review.web.security import SessionPolicy
+
+    settings = obj.settings
+    serve(obj.store, load_codebook(settings.codebook_version), home=settings.home, host=host, port=port,
+          ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, trusted_proxies=settings.trusted_proxies,
+          sessions=SessionPolicy(idle_s=settings.session_idle_minutes * 60.0, max_s=settings.session_max_hours * 3600.0),
+          review_budget=getattr(settings, "review_budget", None))  # the setting may not exist yet
 
 
 @cli.group("review", invoke_without_command=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -17,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.coding.classify import MODEL_FORMAT, CodingModel
-from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
+from pipeline.errors import ModelCardMismatchError, ModelFileError, ModelNotFoundError
 from pipeline.resources import packaged_models_dir
 
 logger = logging.getLogger(__name__)
 
 PROJECT_MODELS = packaged_models_dir()
 CLASSIFIER_FILE = "classifier.skops"
+# what skops raises for a file that is not one of its archives, or a damaged one
+_DAMAGED = (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError)
 TRUSTED_TYPES = (
     "pipeline.coding.classify.CodingModel",
     "pipeline.coding.stack.CodeScorer",
@@ -115,7 +118,7 @@ def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> L
     card_path, classifier_path = folder / "card.json", folder / CLASSIFIER_FILE
     if not card_path.is_file() or not classifier_path.is_file():
         raise ModelNotFoundError(f"{folder}: not a codeer model folder (needs card.json and {CLASSIFIER_FILE}).")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card = _read_card(card_path)
     if codebook_version and card["codebook_version"] != codebook_version:
         raise ModelCardMismatchError(
             f"model {card['model_id']} was trained on codebook version {card['codebook_version']!r}, but the project "
@@ -125,16 +128,41 @@ def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> L
         raise ModelCardMismatchError(
             f"model {card['model_id']} was made by an earlier codeer (model format {card.get('model_format', 1)}; "
             f"this codeer reads format {MODEL_FORMAT}). Train a new model with 'codeer train'.")
-    untrusted = [t for t in sio.get_untrusted_types(file=classifier_path) if t not in TRUSTED_TYPES]
+    try:
+        untrusted = [t for t in sio.get_untrusted_types(file=classifier_path) if t not in TRUSTED_TYPES]
+    except _DAMAGED as err:  # not a skops file: a pickle, a truncated copy (issue 20)
+        raise ModelFileError(
+            f"{classifier_path}: not a readable skops file ({type(err).__name__}); it was not written by codeer "
+            "or is damaged. Nothing in it was run. Train the model again ('codeer train') or copy the folder "
+            "again.") from err
     if untrusted:
         raise ModelCardMismatchError(
             f"{classifier_path}: refuses to load types that codeer does not trust: {', '.join(untrusted)}. "
             "The file was not written by codeer or has been tampered with.")
-    model = sio.load(classifier_path, trusted=list(TRUSTED_TYPES))
-    if model.encoder_id != card["encoder_id"]:
+    try:
+        model = sio.load(classifier_path, trusted=list(TRUSTED_TYPES))
+    except _DAMAGED as err:
+        raise ModelFileError(
+            f"{classifier_path}: the skops file is damaged ({type(err).__name__}). Train the model again "
+            "('codeer train') or copy the folder again.") from err
+    if getattr(model, "encoder_id", None) != card["encoder_id"]:
         raise ModelCardMismatchError(f"{folder}: the card says encoder {card['encoder_id']!r}, the classifier "
                                      f"{model.encoder_id!r}. Re-train the model.")
     return LoadedModel(card["model_id"], folder, model, card)
+
+
+def _read_card(card_path: Path) -> dict[str, Any]:
+    """``card.json`` with the keys loading needs, or a :class:`ModelFileError` naming the file."""
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ModelFileError(f"{card_path}: not a readable model card ({type(err).__name__}: {err}). "
+                             "Train the model again ('codeer train') or copy the folder again.") from err
+    missing = [key for key in ("model_id", "codebook_version", "encoder_id") if not isinstance(card, dict) or key not in card]
+    if missing:
+        raise ModelFileError(f"{card_path}: the model card lacks {', '.join(missing)}. "
+                             "Train the model again ('codeer train') or copy the folder again.")
+    return card
 
 
 def current_model_id(models_dir: Path) -> str | None:

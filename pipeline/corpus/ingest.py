@@ -8,7 +8,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.corpus.segment import Segmenter, segment_transcript
-from pipeline.corpus.transcripts import SourceMetadata, find_sources, load_transcript, metadata_for, read_metadata
+from pipeline.config import InputLimits
+from pipeline.corpus.transcripts import (
+    DEFAULT_LIMITS,
+    SourceMetadata,
+    find_skipped,
+    find_sources,
+    load_transcript,
+    metadata_for,
+    read_metadata,
+)
 from pipeline.errors import CodeerError
 from pipeline.records import IngestReport, IngestResult, Speaker
 from pipeline.store import Store
@@ -25,12 +34,14 @@ def ingest_paths(
     speaker_aliases: dict[str, Speaker] | None = None,
     run_id: int | None = None,
     show_progress: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> IngestReport:
     """Ingest every transcript and document under ``paths``.
 
     A file that cannot be read fails alone: its error is recorded in the report and the
     batch goes on. Each file is stored in its own transaction, so a crash never leaves a
-    half-written transcript behind.
+    half-written transcript behind. Hidden files and folders and Office lock files are not
+    read; each is in the report as ``skipped`` with the reason (issue 20).
     """
     explicit: dict[str, SourceMetadata] | None = read_metadata(metadata_file) if metadata_file else None
     sidecars: dict[Path, dict[str, SourceMetadata]] = {}
@@ -39,9 +50,10 @@ def ingest_paths(
     for path, source in tqdm(sources, desc="ingest", unit="file", disable=not show_progress, leave=False):
         try:
             results.append(ingest_file(path, source, store, segmenter, metadata=metadata_for(path, sidecars, explicit),
-                                       speaker_aliases=speaker_aliases, run_id=run_id))
+                                       speaker_aliases=speaker_aliases, run_id=run_id, limits=limits))
         except OSError as err:  # unreadable file, permissions: this file fails, the batch goes on
             results.append(IngestResult(str(path), "failed", error=f"{path}: {err}", reason=type(err).__name__))
+    results += [IngestResult(str(path), "skipped", reason=why) for path, why in find_skipped(paths)]
     return IngestReport(tuple(results))
 
 
@@ -54,23 +66,43 @@ def ingest_file(
     metadata: SourceMetadata | None = None,
     speaker_aliases: dict[str, Speaker] | None = None,
     run_id: int | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> IngestResult:
     """Read, segment and store one file in one transaction; bad input becomes a failed result.
+
+    The same content under another name (issue 20): when the file it was stored from is gone,
+    the source is ``renamed`` (every version moves to the new name); when that file is still
+    there, the new file is a ``duplicate`` and nothing is stored. So a source keeps the name it
+    was first stored under for as long as that file exists, and never flips between two names.
 
     Transient errors (I/O, a locked database) propagate, so a caller can retry them.
     """
     try:
-        transcript = load_transcript(path, source=source, metadata=metadata, speaker_aliases=speaker_aliases)
+        transcript = load_transcript(path, source=source, metadata=metadata, speaker_aliases=speaker_aliases,
+                                     limits=limits)
         active = store.active_version(transcript.source)
         if active is not None and active[0] == transcript.transcript_id:
             # the same content is stored already: skip segmenting, the costly part (issue 8)
             logger.info("%s: unchanged (%d utterances)", source, active[1])
             return IngestResult(str(path), "unchanged", transcript.transcript_id, active[1],
                                 note=transcript.detection or None)
+        stored = store.content_source(transcript.transcript_id)
+        if stored is not None and active is None:
+            old_source, old_path = stored
+            n_stored = store.active_version(old_source)
+            n_utterances = n_stored[1] if n_stored else 0
+            if Path(old_path).is_file() and Path(old_path).resolve() != Path(path).resolve():
+                logger.info("%s: duplicate of %s; not stored", source, old_source)
+                return IngestResult(str(path), "duplicate", transcript.transcript_id, n_utterances,
+                                    reason=f"same content as {old_source}")
+            store.rename_source(old_source, transcript.source, str(path))
+            logger.info("%s: renamed from %s", source, old_source)
+            return IngestResult(str(path), "renamed", transcript.transcript_id, n_utterances,
+                                reason=f"renamed from {old_source}")
         utterances = segment_transcript(transcript, segmenter)
         status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
     except CodeerError as err:
-        logger.info("failed: %s", err)
+        logger.info("%s failed: %s", source, getattr(err, "reason", type(err).__name__))
         return IngestResult(str(path), "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
     logger.info("%s: %s (%d utterances)", source, status, len(utterances))
     return IngestResult(str(path), status, transcript.transcript_id, len(utterances), note=transcript.detection or None)

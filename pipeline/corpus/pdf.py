@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import CorruptDocumentError, ScannedPdfError
+from pipeline.config import InputLimits
+from pipeline.corpus.archives import check_file_size
+from pipeline.corpus.documents import DEFAULT_LIMITS, check_text_size, first_line
+from pipeline.errors import CorruptDocumentError, InputTooLargeError, ScannedPdfError
 from pipeline.records import Speaker
 
 # Fewer characters than this per page on average: no text layer worth the name (page numbers,
@@ -98,7 +101,7 @@ def decide_source_kind(lines: Sequence[LabelledLine]) -> SourceKindDecision:
                               f"{n_respondent} respondent), not two speakers taking turns")
 
 
-def read_pdf(path: Path) -> str:
+def read_pdf(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> str:
     """Return the text of a PDF, page by page, with the line wrapping of paragraphs undone.
 
     Raises
@@ -107,16 +110,29 @@ def read_pdf(path: Path) -> str:
         When pypdf cannot read the file.
     ScannedPdfError
         When the pages hold (almost) no text: a scan without a text layer.
+    InputTooLargeError
+        When the file or its text passes ``limits`` (issue 20); text is counted page by page.
     """
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
+    check_file_size(path, limits.max_file_bytes, "a document")
+    pages: list[str] = []
+    n_bytes = 0
     try:
         reader = PdfReader(str(path))
-        pages = [page.extract_text() or "" for page in reader.pages]
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            n_bytes += len(pages[-1].encode("utf-8"))
+            if n_bytes > limits.max_text_bytes:
+                check_text_size(path, "".join(pages), limits)
+    except LimitReachedError as err:  # pypdf's own guard against decompression bombs
+        raise InputTooLargeError(path, f"the PDF unpacks to more than pypdf allows ({first_line(err)})",
+                                 fix="Export the document again or as .txt.") from err
     except (PdfReadError, ValueError, OSError, KeyError) as err:
         raise CorruptDocumentError(
-            path, f"the PDF cannot be read ({type(err).__name__})", fix="Export the document again or as .txt.",
+            path, f"the PDF cannot be read ({type(err).__name__}: {first_line(err)})",
+            fix="Export the document again or as .txt.",
         ) from err
     n_characters = sum(len("".join(page.split())) for page in pages)
     if pages and n_characters < MIN_CHARACTERS_PER_PAGE * len(pages):

@@ -13,14 +13,15 @@ import hashlib
 import logging
 import re
 import unicodedata
-import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.config import InputLimits
+from pipeline.corpus.archives import check_file_size
+from pipeline.corpus.documents import DEFAULT_LIMITS, read_docx
 from pipeline.corpus.pdf import LabelledLine, decide_source_kind, read_pdf
 from pipeline.errors import (
-    CorruptDocumentError,
     EmptyTranscriptError,
     NoRespondentTurnsError,
     TranscriptFormatError,
@@ -56,6 +57,7 @@ _LABEL_LINE = re.compile(
     rf"^(?P<stamp>[ \t]*{_TIMESTAMP}[ \t]*)?(?P<label>[^\W\d_][\w.'’-]*(?: [\w.'’-]+){{0,2}})[ \t]*:(?:[ \t]+|$)"
 )
 _STAMP_ONLY = re.compile(rf"^[ \t]*{_TIMESTAMP}[ \t]*")
+_SIDECAR_SUFFIXES = (".csv", ".md", ".yaml", ".yml", ".json", ".jsonl", ".py")
 _CODE_LIKE = re.compile(r"^(?=(?:.*[A-Z]){2})[A-Za-z]{2,6}$")
 
 
@@ -154,27 +156,12 @@ def normalise_text(text: str) -> str:
     return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def read_docx(path: Path) -> str:
-    """Return the paragraphs of a .docx file joined by newlines."""
-    import docx  # python-docx; imported here to keep start-up light
+def read_source_text(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> tuple[str, str, str]:
+    """Read any supported file; return ``(normalised text, file format, encoding)``.
 
-    try:
-        document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
-        raise CorruptDocumentError(
-            path, f"the .docx file cannot be opened ({type(err).__name__})",
-            expected="a Word document saved as .docx", fix="Open and save it again in Word, or export it as .txt.",
-        ) from err
-    except Exception as err:  # python-docx raises lxml and package errors for damaged parts
-        raise CorruptDocumentError(
-            path, f"the .docx file is damaged ({type(err).__name__})",
-            fix="Open and save it again in Word, or export it as .txt.",
-        ) from err
-    return "\n".join(paragraph.text for paragraph in document.paragraphs)
-
-
-def read_source_text(path: Path) -> tuple[str, str, str]:
-    """Read any supported file; return ``(normalised text, file format, encoding)``."""
+    Raises :class:`~pipeline.errors.InputTooLargeError` for a file over ``limits`` (issue 20): a
+    ``.txt`` file is refused on its size before it is read, so memory stays bounded.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise TranscriptFormatError(
@@ -182,10 +169,11 @@ def read_source_text(path: Path) -> tuple[str, str, str]:
             expected="one of " + ", ".join(SUPPORTED_SUFFIXES),
         )
     if suffix == ".docx":
-        raw, encoding = read_docx(path), "docx"
+        raw, encoding = read_docx(path, limits), "docx"
     elif suffix == ".pdf":
-        raw, encoding = read_pdf(path), "pdf"
+        raw, encoding = read_pdf(path, limits), "pdf"
     else:
+        check_file_size(path, limits.max_text_bytes, "text")
         raw, encoding = decode_bytes(path.read_bytes(), path)
     text = normalise_text(raw)
     if not text.strip():
@@ -444,12 +432,14 @@ def load_transcript(
     source: str | None = None,
     metadata: SourceMetadata | None = None,
     speaker_aliases: dict[str, Speaker] | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> Transcript:
-    """Read and parse one file. Raises a :class:`TranscriptFormatError` subclass on bad input."""
+    """Read and parse one file. Raises a :class:`TranscriptFormatError` subclass on bad input,
+    :class:`~pipeline.errors.InputTooLargeError` for a file over ``limits``."""
     path = Path(path)
     if not path.is_file():
         raise TranscriptFormatError(path, "no such file", fix="Check the path.")
-    text, file_format, encoding = read_source_text(path)
+    text, file_format, encoding = read_source_text(path, limits)
     return parse_transcript(
         text, path, source=source, metadata=metadata, file_format=file_format,
         encoding=encoding, speaker_aliases=speaker_aliases,
@@ -460,20 +450,46 @@ def find_sources(paths: list[Path]) -> list[tuple[Path, str]]:
     """Expand files and folders into ``(file, source key)`` pairs, sorted, sidecars excluded.
 
     The source key is the path relative to the folder given (the file name for a file), so a
-    changed file is recognised as a new version of the same source.
+    changed file is recognised as a new version of the same source. Hidden files and Office
+    lock files are left out; :func:`find_skipped` names them.
     """
-    found: list[tuple[Path, str]] = []
+    return [(path, key) for path, key, why in _walk_sources(paths) if why is None]
+
+
+def find_skipped(paths: list[Path]) -> list[tuple[Path, str]]:
+    """The files under ``paths`` that :func:`find_sources` leaves out although they might be
+    transcripts, with the reason: hidden files (names starting with ``.``), files in hidden
+    folders and Office lock files (``~$...``) (issue 20)."""
+    return [(path, why) for path, _key, why in _walk_sources(paths) if why is not None]
+
+
+def _walk_sources(paths: list[Path]) -> list[tuple[Path, str, str | None]]:
+    found: list[tuple[Path, str, str | None]] = []
+    hidden_folders: set[Path] = set()
     for root in paths:
         root = Path(root)
-        if root.is_dir():
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and not path.name.startswith((".", "~$")) and path.name != METADATA_FILE \
-                        and path.suffix.lower() not in (".csv", ".md", ".yaml", ".yml", ".json", ".jsonl", ".py"):
-                    if any(part.startswith(".") or part == "authoring" for part in path.relative_to(root).parts[:-1]):
-                        continue
-                    found.append((path, path.relative_to(root).as_posix()))
-        else:
-            found.append((root, root.name))
+        if not root.is_dir():
+            found.append((root, root.name, None))
+            continue
+        for path in sorted(root.rglob("*")):
+            if not path.is_file() or path.name == METADATA_FILE or path.suffix.lower() in _SIDECAR_SUFFIXES:
+                continue
+            folders = path.relative_to(root).parts[:-1]
+            if "authoring" in folders:
+                continue
+            why = None
+            hidden = next((i for i, part in enumerate(folders) if part.startswith(".")), None)
+            if hidden is not None:  # the folder is listed once, not each file in it
+                folder = root.joinpath(*folders[: hidden + 1])
+                if folder not in hidden_folders:
+                    hidden_folders.add(folder)
+                    found.append((folder, folder.relative_to(root).as_posix(), "a hidden folder"))
+                continue
+            if path.name.startswith("~$"):
+                why = "an Office lock file"
+            elif path.name.startswith("."):
+                why = "a hidden file"
+            found.append((path, path.relative_to(root).as_posix(), why))
     return found
 
 

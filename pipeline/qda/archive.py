@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +12,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from pipeline.errors import QdaFormatError
+from pipeline.corpus.archives import ZIP_ERRORS, LimitedArchive
+from pipeline.errors import InputTooLargeError, QdaFormatError
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -155,10 +155,13 @@ def _check_root(root: etree._Element, tag: str, ns: str, where: str) -> None:
         raise QdaFormatError(f"{where}: root element <{name.localname}>, expected <{tag}>.")
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+def _read_member(archive: LimitedArchive, name: str, path: Path) -> bytes:
+    """A member's bytes, read in chunks within the archive's limits (issue 20)."""
     try:
         return archive.read(name)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+    except InputTooLargeError:
+        raise
+    except ZIP_ERRORS as err:
         raise QdaFormatError(f"{path}: the archive member {name!r} is corrupt ({err}). Export the project again.") from err
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.codebook import Codebook
+from pipeline.config import InputLimits
 from pipeline.corpus import (
     INTERVIEWER_LABELS,
     RESPONDENT_LABELS,
@@ -177,6 +178,7 @@ def import_qdpx(
     mapping: QdaMapping | None = None,
     *,
     run_id: int | None = None,
+    limits: InputLimits | None = None,
 ) -> QdaImportReport:
     """Import a REFI-QDA project: its text sources as transcripts, its codings as annotations.
 
@@ -202,6 +204,8 @@ def import_qdpx(
         Where to store, how to segment, and the codebook the mapping targets.
     mapping
         From :func:`load_qda_mapping`; without one, only codes exported by codeer are recognised.
+    limits
+        Limits on the archive (see :func:`read_qdpx`).
 
     Returns
     -------
@@ -214,7 +218,7 @@ def import_qdpx(
     QdaFormatError
         When the archive itself is corrupt or inconsistent (nothing is stored then).
     """
-    project = read_qdpx(path)
+    project = read_qdpx(path, limits)
     mapping = mapping or QdaMapping()
     targets, unused = resolve_codes(project.codes, mapping, codebook)
     codes_by_guid = {code.guid: code for code in project.codes}

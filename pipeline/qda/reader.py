@@ -19,8 +19,10 @@ from pathlib import Path
 
 from lxml import etree
 
+from pipeline.config import InputLimits
 from pipeline.corpus import decode_bytes
-from pipeline.errors import QdaFormatError
+from pipeline.corpus.archives import ZIP_ERRORS, LimitedArchive, check_archive, check_file_size
+from pipeline.errors import InputTooLargeError, QdaFormatError
 from pipeline.qda.archive import (
     _RGB,
     CODEBOOK_NS,
@@ -41,13 +43,20 @@ from pipeline.qda.archive import (
 )
 
 
-def read_qdpx(path: Path | str) -> QdaProject:
+# the five entities XML predefines; any other entity reference is not expanded (issue 20)
+_PREDEFINED_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def read_qdpx(path: Path | str, limits: InputLimits | None = None) -> QdaProject:
     """Read a REFI-QDA project archive: users, code tree, text sources, cases and selections.
 
     Parameters
     ----------
     path
         The ``.qdpx`` file.
+    limits
+        Limits on the archive (default :class:`~pipeline.config.InputLimits`): checked on its
+        table of contents before anything is unpacked, and while each member is read.
 
     Returns
     -------
@@ -59,31 +68,67 @@ def read_qdpx(path: Path | str) -> QdaProject:
     QdaFormatError
         For a corrupt archive, a missing ``project.qde``, an unknown namespace, a selection
         outside its text or a reference to a GUID that is not in the project, naming the element.
+    InputTooLargeError
+        For an archive over ``limits`` (a zip bomb among them).
     """
     path = Path(path)
+    limits = limits or InputLimits()
     try:
+        check_file_size(path, limits.max_file_bytes, "a project")
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise QdaFormatError(f"{path}: no such file.") from None
-    except (zipfile.BadZipFile, OSError) as err:
+    except InputTooLargeError:
+        raise
+    except ZIP_ERRORS as err:
         raise QdaFormatError(f"{path}: not a ZIP archive, so not a .qdpx project (corrupt or incomplete copy?). "
                              "Export the project again as REFI-QDA (.qdpx).") from err
     with archive:
+        limited = LimitedArchive(archive, path, limits)
         names = [info.filename for info in archive.infolist() if not info.is_dir()]
         qde = [name for name in names if name.lower() == "project.qde"]
         if not qde:
             found = ", ".join(sorted(names)[:5]) or "nothing"
             raise QdaFormatError(f"{path}: no project.qde at the root of the archive (found: {found}). "
                                  "A .qdpx holds project.qde and a sources/ folder; export the project again.")
-        root = _parse_xml(_read_member(archive, qde[0], path), f"{path}: project.qde")
+        root = _parse_xml(_read_member(limited, qde[0], path), f"{path}: project.qde")
         _check_root(root, "Project", PROJECT_NS, f"{path}: project.qde")
         members = {name.split("/", 1)[1].lower(): name for name in names
                    if "/" in name and name.split("/", 1)[0].lower() == "sources"}
-        return _project_from_xml(root, path, archive, members)
+        return _project_from_xml(root, path, limited, members)
 
 
-def _project_from_xml(root: etree._Element, path: Path, archive: zipfile.ZipFile, members: dict[str, str]) -> QdaProject:
+def _expand_entities(root: etree._Element, where: str) -> dict[str, str]:
+    """Expand references to the predefined entities left in the tree; for any other entity
+    reference (its text would be cut off where it stands), a note per source GUID that holds
+    one. Raises :class:`QdaFormatError` for one outside a source (issue 20)."""
+    notes: dict[str, str] = {}
+    for entity in list(root.iter(etree.Entity)):
+        name, parent = entity.name, entity.getparent()
+        if name in _PREDEFINED_ENTITIES and parent is not None:
+            text = _PREDEFINED_ENTITIES[name] + (entity.tail or "")
+            previous = entity.getprevious()
+            if previous is not None:
+                previous.tail = (previous.tail or "") + text
+            else:
+                parent.text = (parent.text or "") + text
+            parent.remove(entity)
+            continue
+        source = next((a for a in entity.iterancestors()
+                       if (up := a.getparent()) is not None and etree.QName(up).localname == "Sources"), None)
+        problem = (f"the entity reference &{name}; (line {entity.sourceline}), which codeer does not expand: "
+                   "the text after it would be lost")
+        if source is None:
+            raise QdaFormatError(f"{where}: {problem}. Replace the entity with its text and export again.")
+        guid = source.get("guid") or ""
+        notes.setdefault(guid, f"{etree.QName(source).localname} {source.get('name') or guid!r}: its text holds "
+                               f"{problem}; the source is left out. Replace the entity with its text and export again.")
+    return notes
+
+
+def _project_from_xml(root: etree._Element, path: Path, archive: LimitedArchive, members: dict[str, str]) -> QdaProject:
     where = f"{path}: project.qde"
+    entity_notes = _expand_entities(root, where)
     users = {_guid(user, where): user.get("name") or user.get("id") or _guid(user, where)
              for user in root.iterfind(f"{_q('Users')}/{_q('User')}")}
     codes = _read_codes(root.find(_q("CodeBook")), PROJECT_NS, where)
@@ -120,6 +165,9 @@ def _project_from_xml(root: etree._Element, path: Path, archive: zipfile.ZipFile
         kind = etree.QName(element).localname
         name = element.get("name") or element.get("guid") or "?"
         text_element = element if kind == "TextSource" else element.find(_q("Representation"))
+        if element.get("guid", "") in entity_notes:
+            skipped.append(entity_notes[element.get("guid", "")])
+            continue
         if kind not in ("TextSource", "PDFSource") or text_element is None:
             n = sum(1 for _ in element.iter(_q("Coding")))
             skipped.append(f"{kind} {name!r}: codeer imports text only; the source and its {n} coding(s) are left out.")
@@ -180,7 +228,7 @@ def _read_codes(parent: etree._Element | None, ns: str, where: str) -> list[QdaC
 
 
 def _read_text_source(
-    element: etree._Element, outer: etree._Element, where: str, archive: zipfile.ZipFile, path: Path,
+    element: etree._Element, outer: etree._Element, where: str, archive: LimitedArchive, path: Path,
     members: Mapping[str, str], code_guids: set[str], user_of: Callable[[etree._Element, str], str | None],
     values_of: Callable[[etree._Element], tuple[tuple[str, str], ...]],
 ) -> QdaSource | str:
@@ -195,7 +243,8 @@ def _read_text_source(
     elif content is not None:
         raw, had_bom = content, False
     elif rich and rich.lower().endswith(".docx"):
-        raw, had_bom = _docx_text(_source_bytes(rich, element, where, archive, path, members), name), False
+        raw, had_bom = _docx_text(_source_bytes(rich, element, where, archive, path, members), name,
+                                  archive.limits), False
         notes.append(f"source {name!r}: no plain-text twin; text read from its DOCX paragraphs. "
                      "Check that its codings land on the right words.")
     else:
@@ -253,7 +302,7 @@ def _fits(start: int, end: int, size: int) -> bool:
     return 0 <= start <= end <= size
 
 
-def _source_bytes(uri: str, element: etree._Element, where: str, archive: zipfile.ZipFile, path: Path,
+def _source_bytes(uri: str, element: etree._Element, where: str, archive: LimitedArchive, path: Path,
                   members: Mapping[str, str]) -> bytes | None:
     if not uri.lower().startswith("internal://"):
         return None
@@ -278,13 +327,17 @@ def _decode_source(data: bytes | None, name: str) -> tuple[str | None, bool]:
         return text.lstrip("\ufeff"), had_bom
 
 
-def _docx_text(data: bytes | None, name: str) -> str | None:
+def _docx_text(data: bytes | None, name: str, limits: InputLimits) -> str | None:
     if data is None:
         return None
     import docx  # python-docx, only needed for a DOCX without a plain-text twin
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:  # a zip in the zip: its own bomb check
+            check_archive(inner, f"source {name!r}", limits)
         return "\n".join(p.text for p in docx.Document(io.BytesIO(data)).paragraphs)
+    except InputTooLargeError:
+        raise
     except Exception as err:  # python-docx raises zip, lxml and package errors for damaged parts
         raise QdaFormatError(f"source {name!r}: its DOCX cannot be read ({type(err).__name__}).") from err
 
@@ -365,6 +418,7 @@ def read_qdc(path: Path | str) -> tuple[QdaCode, ...]:
     if zipfile.is_zipfile(path):
         return read_qdpx(path).codes
     try:
+        check_file_size(path, InputLimits().max_file_bytes, "a codebook")
         data = path.read_bytes()
     except OSError as err:
         raise QdaFormatError(f"{path}: cannot be read ({err.strerror}).") from err

@@ -34,7 +34,7 @@ from pipeline.review.queue import (
     undo_last,
 )
 from pipeline.review.terminal import run_terminal_review
-from pipeline.review.users import add_user, authenticate, list_users
+from pipeline.review.users import add_user, authenticate, list_users, set_password
 from pipeline.review.wording import progress_text, reason_text, reasons_text
 
 __all__ = [
@@ -43,6 +43,6 @@ __all__ = [
     "reasons_text", "transcript_view", "add_user", "assess_uncertainty",
     "authenticate", "claim_next", "claim_one", "correct", "enqueue", "evidence_impact", "export_label_studio",
     "export_review_csv", "get_item", "import_label_studio", "item_context", "list_users", "progress",
-    "review_annotations", "review_item_id", "run_terminal_review", "skip", "suggested_codings",
+    "review_annotations", "review_item_id", "run_terminal_review", "set_password", "skip", "suggested_codings",
     "text_shingles", "undo_last",
 ]

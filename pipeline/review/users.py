@@ -9,7 +9,7 @@ from pipeline.errors import AuthenticationError, ReviewInputError
 from pipeline.records import User, UserRole
 from pipeline.store import Store, now
 
-__all__ = ["add_user", "authenticate", "list_users", "MIN_PASSWORD_LENGTH"]
+__all__ = ["add_user", "authenticate", "list_users", "set_password", "MIN_PASSWORD_LENGTH"]
 
 MIN_PASSWORD_LENGTH = 8
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
@@ -39,6 +39,26 @@ def add_user(store: Store, name: str, role: UserRole | str, password: str) -> Us
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ReviewInputError(f"the password of {name!r} is too short: use at least {MIN_PASSWORD_LENGTH} characters.")
     return store.add_user(name, role.value, _hasher().hash(password), now())
+
+
+def set_password(store: Store, name: str, password: str) -> int:
+    """Give a user a new password and end every review-page session they have open (issue 20).
+
+    Returns the number of sessions ended.
+
+    Raises
+    ------
+    ReviewInputError
+        No such user, or the password is shorter than 8 characters.
+    """
+    import time
+
+    if store.user_with_hash(name) is None:
+        raise ReviewInputError(f"no user {name!r}; see 'codeer users list'.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ReviewInputError(f"the password of {name!r} is too short: use at least {MIN_PASSWORD_LENGTH} characters.")
+    store.set_user_password_hash(name, _hasher().hash(password))
+    return store.revoke_user_sessions(name, time.time())
 
 
 # verified when the user does not exist, so a wrong name costs as long as a wrong password

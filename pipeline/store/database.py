@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pipeline.records import Annotation, Coding, Prediction, Transcript, Utteran
 from pipeline.store.fragments import FragmentQueries
 from pipeline.store.questionnaire import QuestionnaireQueries
 from pipeline.store.review import ReviewQueries, UserQueries
+from pipeline.store.runs import RunQueries
+from pipeline.store.sessions import SessionQueries
 from pipeline.store.rows import _utterance_from_row, _utterance_row, now
 
 if TYPE_CHECKING:
@@ -73,7 +76,7 @@ class StoredAnnotation:
     created_at: str
 
 
-class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries):
+class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, RunQueries, SessionQueries):
     """Access to the codeer database. Create with :func:`open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -102,24 +105,6 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries):
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
-
-    # runs -----------------------------------------------------------------
-    def begin_run(self, kind: str, settings: dict[str, object], segmenter: str = "") -> int:
-        """Record the start of a run; return its id."""
-        with self.transaction() as connection:
-            result = connection.execute(
-                self.runs.insert().values(kind=kind, status="running", started_at=now(), segmenter=segmenter,
-                                          settings=json.dumps(settings, default=str))
-            )
-            return int(result.inserted_primary_key[0])
-
-    def finish_run(self, run_id: int, status: str, summary: dict[str, object]) -> None:
-        """Record the end of a run and its summary."""
-        with self.transaction() as connection:
-            connection.execute(
-                self.runs.update().where(self.runs.c.id == run_id)
-                .values(status=status, finished_at=now(), summary=json.dumps(summary, default=str))
-            )
 
     # transcripts ------------------------------------------------------------
     def save_transcript(
@@ -449,6 +434,20 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries):
             n = connection.execute(sa.select(sa.func.count()).select_from(u).where(u.c.transcript_id == active))
             return str(active), int(n.scalar_one())
 
+    def content_source(self, transcript_id: str) -> tuple[str, str] | None:
+        """``(source, path)`` of the active transcript with this content, or None (issue 20)."""
+        t = self.transcripts
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(t.c.source, t.c.path).where(t.c.id == transcript_id, t.c.status == "active")).first()
+        return None if row is None else (row.source, row.path)
+
+    def rename_source(self, old_source: str, new_source: str, path: str) -> None:
+        """Move every version of ``old_source`` to ``new_source``; the active one now lies at ``path``."""
+        t = self.transcripts
+        with self.transaction() as connection:
+            connection.execute(t.update().where(t.c.source == old_source, t.c.status == "active").values(path=path))
+            connection.execute(t.update().where(t.c.source == old_source).values(source=new_source))
+
     def iter_codings_frames(self, model_id: str | None, *, municipalities_per_frame: int = 10) -> Iterator["pd.DataFrame"]:
         """:meth:`codings_frame` a few municipalities at a time, in municipality order: every
         row of an utterance comes in the same frame, and the rows of all frames together are
@@ -489,7 +488,11 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # password hashes and transcripts: readable by the user only (issue 20); SQLite
+            # gives its -wal and -shm files the mode of the database file
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     engine = sa.create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -1,9 +1,11 @@
 """The review web app: routes are thin; every action is one call into :mod:`pipeline.review.queue`.
 
-Security: every page except the login form needs a session; every POST carries the
+Security: every page except the login form needs a live server-side session (ended by logout,
+a password change, or its idle and absolute timeouts: issue 20); every POST carries the
 session's CSRF token; the session cookie is signed, HttpOnly, SameSite=Strict and Secure
-unless the app is served on the loopback address; failed logins are rate-limited; Jinja2
-escapes all text; responses forbid framing, sniffing, caching and inline scripts.
+unless the app is served on the loopback address; failed logins are throttled per (user name,
+client address), persisted in the store; Jinja2 escapes all text; responses forbid framing,
+sniffing, caching and inline scripts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +32,14 @@ from pipeline.review import evidence
 from pipeline.review import queue as review
 from pipeline.review.wording import DIRECTION_TEXT, FACET_TEXT, progress_text, reasons_text
 from pipeline.review.users import authenticate
-from pipeline.review.web.security import CSRF_FIELD, LoginLimiter, csrf_matches, new_csrf_token
+from pipeline.review.web.security import (
+    CSRF_FIELD,
+    LoginLimiter,
+    SessionPolicy,
+    client_address,
+    csrf_matches,
+    new_csrf_token,
+)
 from pipeline.store import Store
 
 logger = logging.getLogger(__name__)
@@ -37,7 +47,6 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 BATCH_SIZE = 10
-SESSION_HOURS = 8
 PUBLIC_PATHS = ("/login",)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -74,6 +83,8 @@ def create_app(
     batch_size: int = BATCH_SIZE,
     review_budget: int | None = None,
     model_id: str | None = None,
+    sessions: SessionPolicy | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
     """Build the review app over one store and codebook.
 
@@ -87,7 +98,8 @@ def create_app(
     secure_cookies : bool
         Send the cookie over HTTPS only; :func:`serve` turns this off on the loopback address.
     limiter : LoginLimiter or None
-        Failed-login limiter (default: 5 failures per 5 minutes per address and per name).
+        Failed-login throttle per (user name, address) (default: 5 failures in a row lock the
+        pair for a minute, doubling with each further failure up to 15 minutes).
     batch_size : int
         Items claimed at a time.
     review_budget : int or None
@@ -96,19 +108,26 @@ def create_app(
     model_id : str or None
         The model whose codes the transcript and fragments pages show; None: per page, the
         model with the newest predictions there.
+    sessions : SessionPolicy or None
+        Idle and absolute session timeouts (default: 1 hour unused, 8 hours after login).
+    trusted_proxies : sequence of str
+        Addresses of reverse proxies whose ``X-Forwarded-For`` header names the client; the
+        header of any other peer is ignored (default: none).
     """
     app = FastAPI(title="codeer review", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(_guard)])
     app.state.store = store
     app.state.codebook = codebook
     app.state.limiter = limiter or LoginLimiter()
+    app.state.sessions = sessions or SessionPolicy()
+    app.state.trusted_proxies = tuple(trusted_proxies)
     app.state.batch_size = batch_size
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
     env.globals.update(codebook=codebook, direction_text=DIRECTION_TEXT, facet_text=FACET_TEXT,
                        reasons_text=reasons_text)
     templates = Jinja2Templates(env=env)
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="codeer_review",
-                       max_age=SESSION_HOURS * 3600, same_site="strict", https_only=secure_cookies)
+                       max_age=int(app.state.sessions.max_s), same_site="strict", https_only=secure_cookies)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -158,26 +177,28 @@ def create_app(
     @app.post("/login")
     def login(request: Request) -> Response:
         form = request.state.form
-        name, password = str(form.get("name", "")), str(form.get("password", ""))
-        keys = (f"addr:{request.client.host if request.client else '?'}", f"name:{name}")
-        wait = app.state.limiter.retry_after(*keys)
+        name, password = str(form.get("name", ""))[:120], str(form.get("password", ""))
+        address = _address(request)
+        wait = app.state.limiter.retry_after(store, name, address)
         if wait > 0:
             return render(request, "login.html", status_code=429, next=_safe_next(str(form.get("next", ""))),
                           error=f"Too many failed logins. Try again in {int(wait // 60) + 1} minute(s).")
         try:
             user = authenticate(store, name, password)
         except AuthenticationError as err:
-            app.state.limiter.failed(*keys)
-            logger.warning("failed login for %r from %s", name, keys[0])
+            app.state.limiter.failed(store, name, address)
+            logger.warning("failed login for %r from %s", name, address)
             return render(request, "login.html", status_code=401, next=_safe_next(str(form.get("next", ""))),
                           error=str(err).capitalize())
-        app.state.limiter.succeeded(*keys)
+        app.state.limiter.succeeded(store, name, address)
         request.session.clear()
-        request.session.update(user=user.name, csrf=new_csrf_token())
+        token = app.state.sessions.start(store, user.name, address)
+        request.session.update(sid=token, csrf=new_csrf_token())
         return RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
 
     @app.post("/logout")
     def logout(request: Request) -> Response:
+        app.state.sessions.end(store, request.session.get("sid"))
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -369,10 +390,11 @@ async def _guard(request: Request) -> None:
     """Every request: a session for all but the login page, and the CSRF token on every POST."""
     path = request.url.path
     if path not in PUBLIC_PATHS:
-        name = request.session.get("user")
-        found = request.app.state.store.user_with_hash(name) if isinstance(name, str) else None
+        store = request.app.state.store
+        name = request.app.state.sessions.user_of(store, request.session.get("sid"))
+        found = store.user_with_hash(name) if name is not None else None
         if found is None or not found[0].active:
-            request.session.pop("user", None)
+            request.session.pop("sid", None)
             raise LoginRequired()
         request.state.user = found[0]
     if request.method == "POST":
@@ -415,6 +437,10 @@ def _suggestions(store: Store, items: list[ReviewItem]) -> dict[str, list[tuple[
                 chosen = [p for p in rows if p.predicted] or rows[:1]
                 found[item.item_id] = [(p.code, p.probability) for p in chosen]
     return found
+def _address(request: Request) -> str:
+    """The client's address; ``X-Forwarded-For`` counts only from a configured trusted proxy."""
+    return client_address(request.client.host if request.client else None,
+                          request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
 
 
 def _require_admin(request: Request) -> None:
@@ -430,16 +456,18 @@ def _safe_next(target: str) -> str:
 
 
 def serve(store: Store, codebook: Codebook, *, home: Path, host: str = "127.0.0.1", port: int = 8000,
-          ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None, review_budget: int | None = None) -> None:
+          ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None, review_budget: int | None = None,
+          sessions: SessionPolicy | None = None, trusted_proxies: Sequence[str] = ()) -> None:
     """Run the review page with uvicorn until interrupted.
 
     Cookies are marked Secure unless ``host`` is the loopback address; on any other address
-    serve over HTTPS (``ssl_certfile``/``ssl_keyfile``, or a TLS proxy in front).
+    serve over HTTPS (``ssl_certfile``/``ssl_keyfile``, or a TLS proxy in front, named in
+    ``trusted_proxies`` so that logins are throttled per client and not per proxy).
     """
     import uvicorn
 
     app = create_app(store, codebook, secret_key=load_secret_key(home), secure_cookies=host not in LOCAL_HOSTS,
-                     review_budget=review_budget)
+                     review_budget=review_budget, sessions=sessions, trusted_proxies=trusted_proxies)
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
