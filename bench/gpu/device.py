@@ -307,6 +307,10 @@ def main() -> None:
     parser.add_argument("--time-steps", type=int, default=0,
                         help="only time this many fine-tuning steps (for the CPU estimate) and stop")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-frozen", action="store_true", help="no frozen-encoder scores (a rerun for more seeds)")
+    parser.add_argument("--first-seed", type=int, default=0, help="fine-tuning seeds run from here to --seeds - 1")
+    parser.add_argument("--materials", default="know,seed_know", help="comma-separated: know, seed_know")
+    parser.add_argument("--max-steps", type=int, default=None, help="cap on fine-tuning steps (test runs)")
     args = parser.parse_args()
     started = time.perf_counter()
     device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
@@ -349,22 +353,24 @@ def main() -> None:
             texts=64 if args.tiny else None, repeats=1 if args.tiny else 3)
         save()
 
-    results["frozen"] = evaluate_encoder(base, bundle, device, subset)
-    save()
+    if not args.skip_frozen:
+        results["frozen"] = evaluate_encoder(base, bundle, device, subset)
+        save()
 
     materials = {
         "know": ([bundle.ids("know")[i] for i in subset["know"]], [meta["know_labels"][i] for i in subset["know"]]),
         "seed_know": ([bundle.ids("seed")[i] for i in subset["seed"]] + [bundle.ids("know")[i] for i in subset["know"]],
                       [meta["seed_labels"][i] for i in subset["seed"]] + [meta["know_labels"][i] for i in subset["know"]]),
     }
+    materials = {name: materials[name] for name in args.materials.split(",")}
     results["fine_tuned"] = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.seeds):
         for material, (ids, labels) in materials.items():
             if time.perf_counter() - started > args.budget:
                 results.setdefault("skipped", []).append({"material": material, "seed": seed})
                 continue
             tuned, log = fine_tune(base, ids, labels, bundle.pad_id, device, seed=seed, iterations=iterations,
-                                   max_steps=3 if args.tiny else None)
+                                   max_steps=args.max_steps or (3 if args.tiny else None))
             scores = evaluate_encoder(tuned, bundle, device, subset)
             results["fine_tuned"].append({"material": material, "seed": seed, "train": log, "scores": scores})
             del tuned

@@ -1,6 +1,7 @@
 """Print the markdown tables of ``results.md`` from the device's ``results.json``.
 
-Run: ``python bench/gpu/report.py [bench/gpu/results.json]``.
+Run: ``python bench/gpu/report.py [results.json [more.json ...]]``; the fine-tuning runs of
+every file are pooled (a rerun for more seeds), frozen and throughput figures come from the first.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ HEADS = (("zero_shot", "zero-shot (cosine to prototypes)"), ("lr_know", "LR on k
 
 
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results.json"
-    r = json.loads(path.read_text(encoding="utf-8"))
+    here = Path(__file__).resolve().parent
+    paths = [Path(p) for p in sys.argv[1:]] or [here / "results.json", here / "results_seeds.json"]
+    files = [json.loads(p.read_text(encoding="utf-8")) for p in paths if p.is_file()]
+    r = dict(files[0], fine_tuned=[x for f in files for x in f["fine_tuned"]])
     print("| encoder | head | top-1 | top-1 lenient | top-3 | macro-F1 |")
     print("|---|---|---|---|---|---|")
     for key, head in HEADS:
@@ -28,7 +31,8 @@ def main() -> None:
             cells = []
             for metric in ("top1", "top1_lenient", "top3", "macro_f1"):
                 values = [x["scores"][key][metric] for x in runs]
-                cells.append(f"{statistics.mean(values):.3f} ({' / '.join(f'{v:.3f}' for v in values)})")
+                spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+                cells.append(f"{statistics.mean(values):.3f}{spread} ({' / '.join(f'{v:.3f}' for v in values)})")
             label = {"know": "fine-tuned on knowledge", "seed_know": "fine-tuned on seed + knowledge"}[material]
             print(f"| {label} | {head} | " + " | ".join(cells) + " |")
     print()
