@@ -269,8 +269,9 @@ def _rate_region(region: str, code: str, municipal: Sequence[Rating], regional: 
     """The region's verdict from all its sources pooled; the municipal verdicts as a second view."""
     label = codebook[code]
     rated = [r for r in municipal if r.rating != "onvoldoende_bewijs" and r.score is not None]
+    scored = [(r.score, r.municipality) for r in rated if r.score is not None]  # all of them: see rated
     counts = {v: sum(1 for r in rated if r.rating == v) for v in ("voldoende", "matig", "onvoldoende")}
-    scores = sorted((r.score, r.municipality) for r in rated)  # type: ignore[misc]
+    scores = sorted(scored)
     spread = scores[-1][0] - scores[0][0] if scores else None
     divergence = rules.region.divergence
     divergent = (counts["voldoende"] >= divergence.min_each_side and counts["onvoldoende"] >= divergence.min_each_side
