@@ -48,7 +48,7 @@ RETRY: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retr
 
 
 @task(**RETRY)
-def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
+def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult | State[IngestResult]:
     """Ingest one file (its own transaction); a file that cannot be read fails this task alone."""
     from pipeline.corpus import ingest_file, metadata_for
 
@@ -61,7 +61,7 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
         result = ingest_file(Path(path), source, context.store, context.segmenter(), metadata=metadata)
     if result.status == "failed":
         # a failed state fails this task alone and keeps the result for the summary (Prefect's idiom)
-        return Failed(message=f"{source}: {result.reason}", data=result)  # type: ignore[return-value]
+        return Failed(message=f"{source}: {result.reason}", data=result)
     return result
 
 
