@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coding import evaluate as ev
