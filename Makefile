@@ -20,6 +20,7 @@ demo: install
 	CODEER_HOME=demo-workspace $(BIN)/codeer demo
 
 test: install
+	$(BIN)/python -m mypy pipeline flows
 	$(BIN)/python -m pytest -q
 
 corpus: install

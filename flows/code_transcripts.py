@@ -10,12 +10,16 @@ import json
 import os
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
+from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State
+from prefect.schedules import Schedule
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from sqlalchemy.exc import OperationalError
 
 from flows.config import RunConfig, run_context, task_runner_for
@@ -33,7 +37,7 @@ def is_transient(error: object) -> bool:
     return isinstance(error, TRANSIENT_ERRORS) and not isinstance(error, PERMANENT_ERRORS)
 
 
-def retry_transient(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
+def retry_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Prefect ``retry_condition_fn``: retry transient failures only (see :func:`is_transient`)."""
     return is_transient(state.result(raise_on_failure=False))
 
@@ -41,12 +45,12 @@ def retry_transient(task, task_run, state) -> bool:  # type: ignore[no-untyped-d
 RUN_KIND = "code-transcripts"
 
 # Results travel in memory between tasks and are never persisted (pickled): the store is the record.
-RETRY = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor": 0.5,
+RETRY: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor": 0.5,
          "retry_condition_fn": retry_transient, "cache_policy": NO_CACHE, "persist_result": False}
 
 
 @task(**RETRY)
-def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
+def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult | State[IngestResult]:
     """Ingest one file (its own transaction); a file that cannot be read fails this task alone."""
     from pipeline.corpus import ingest_file, metadata_for
 
@@ -59,7 +63,8 @@ def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult:
         result = ingest_file(Path(path), source, context.store, context.segmenter(), metadata=metadata,
                              limits=config.input_limits)
     if result.status == "failed":
-        return Failed(message=f"{source}: {result.reason}", data=result)  # type: ignore[return-value]
+        # a failed state fails this task alone and keeps the result for the summary (Prefect's idiom)
+        return Failed(message=f"{source}: {result.reason}", data=result)
     if result.note:  # e.g. a PDF read as an interview, and why (no text, no names)
         get_run_logger().info("%s: %s", source, result.note)
     return result
@@ -104,7 +109,7 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
 
 
 @task(**RETRY)
-def rate_task(model_path: str, config: RunConfig) -> dict[str, list[dict[str, object]]]:
+def rate_task(model_path: str, config: RunConfig) -> dict[str, list[dict[str, Any]]]:
     """Rate from the store, write ratings and the report; return the ratings (``ratings``:
     municipality, code, rating) and those that moved since the last run that got to its end
     (``changes``), never since a ``ratings.json`` that a killed run left (issue 20)."""
@@ -126,7 +131,7 @@ def rate_task(model_path: str, config: RunConfig) -> dict[str, list[dict[str, ob
     return {"ratings": ratings, "changes": rating_changes(before, result.ratings)}
 
 
-def _failure(outcome: object, file: str, stage: str) -> dict[str, object]:
+def _failure(outcome: object, file: str, stage: str) -> dict[str, Any]:
     """The summary entry of a failed task: a failed ingest result or the exception."""
     if isinstance(outcome, IngestResult):
         return {"file": file, "stage": stage, "reason": outcome.reason, "error": outcome.error}
@@ -134,8 +139,12 @@ def _failure(outcome: object, file: str, stage: str) -> dict[str, object]:
             "error": str(outcome)}
 
 
-@flow(name="code-transcripts", task_runner=ThreadPoolTaskRunner(max_workers=1), persist_result=False)
-def code_transcripts(config: RunConfig) -> dict[str, object]:
+# one task at a time unless run_code_transcripts picks Dask (see flows.config.task_runner_for)
+SEQUENTIAL: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=1)
+
+
+@flow(name="code-transcripts", task_runner=SEQUENTIAL, persist_result=False)
+def code_transcripts(config: RunConfig) -> dict[str, Any]:
     """Find new or changed files → ingest → segment → embed → classify → review queue → rate → report.
 
     Ingest and classification run one task per transcript (on Dask workers with
@@ -160,17 +169,17 @@ def code_transcripts(config: RunConfig) -> dict[str, object]:
     summary = {"run_id": run_id, **summary, "files_skipped": _skipped(config.folders)}
     write_summary(summary, context.paths.reports_dir)
     store.finish_run(run_id, "failed" if summary["transcripts_failed"] else "completed", summary,
-                     ratings=ratings)  # type: ignore[arg-type]
+                     ratings=ratings)
     logger.info("run summary: %s", json.dumps({k: v for k, v in summary.items() if k != "ratings_changed"}))
     create_markdown_artifact(key="run-summary", markdown=summary_markdown(summary), description="codeer run summary")
     return summary
 
 
-def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dict[str, object]:
+def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dict[str, Any]:
     context = run_context(config)
     futures = [(path, ingest_task.submit(str(path), source, config)) for path, source in sources]
     ingested: list[IngestResult] = []
-    failed: list[dict[str, object]] = []
+    failed: list[dict[str, Any]] = []
     for path, future in futures:
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, IngestResult) and outcome.status != "failed":
@@ -182,15 +191,15 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
     classified = [(transcript_id, classify_task.submit(model_path, transcript_id, config)) for transcript_id in pending]
     totals = {"n_embedded": 0, "n_cache_hits": 0, "n_classified": 0, "n_review_added": 0}
     sources_by_id = None
-    for transcript_id, future in classified:
-        outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, dict):
+    for transcript_id, classifying in classified:
+        result = classifying.result(raise_on_failure=False)
+        if isinstance(result, dict):
             for key in totals:
-                totals[key] += int(outcome[key])
+                totals[key] += int(result[key])
             continue
         if sources_by_id is None:
             sources_by_id = {t.transcript_id: t.source for t in context.store.list_transcripts()}
-        failed.append(_failure(outcome, sources_by_id.get(transcript_id, transcript_id), "classify"))
+        failed.append(_failure(result, sources_by_id.get(transcript_id, transcript_id), "classify"))
     rated = rate_task(model_path, config)
     return {
         "transcripts_new": sum(r.status == "new" for r in ingested),
@@ -216,7 +225,7 @@ def _skipped(folders: list[Path]) -> list[dict[str, str]]:
     return [{"file": str(path), "reason": why} for path, why in find_skipped(folders)]
 
 
-def run_code_transcripts(config: RunConfig) -> dict[str, object]:
+def run_code_transcripts(config: RunConfig) -> dict[str, Any]:
     """Run :func:`code_transcripts` with the task runner ``config`` asks for: in-process, a
     local Dask cluster (``dask_workers``) or an existing one (``dask_address``). Without a
     configured Prefect server, on a temporary one that dies with this process (:mod:`flows.server`).
@@ -240,7 +249,7 @@ def run_code_transcripts(config: RunConfig) -> dict[str, object]:
         return run(config)
 
 
-def write_summary(summary: dict[str, object], out_dir: Path) -> Path:
+def write_summary(summary: dict[str, Any], out_dir: Path) -> Path:
     """Write ``run-summary.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "run-summary.json"
@@ -248,23 +257,23 @@ def write_summary(summary: dict[str, object], out_dir: Path) -> Path:
     return path
 
 
-def summary_markdown(summary: dict[str, object]) -> str:
+def summary_markdown(summary: dict[str, Any]) -> str:
     """The run summary as a Markdown artifact."""
     lines = ["# codeer run", "", "| | |", "|---|---|"]
     for key in ("transcripts_new", "transcripts_changed", "transcripts_unchanged", "utterances_embedded",
                 "embedding_cache_hits", "utterances_classified", "review_items_added", "model"):
         lines.append(f"| {key} | {summary[key]} |")
     failed = summary["transcripts_failed"]
-    lines += ["", f"**Failed: {len(failed)}**"] + [  # type: ignore[arg-type]
-        f"- `{Path(f['file']).name}` ({f['stage']}): {f['reason']}" for f in failed]  # type: ignore[index,union-attr]
+    lines += ["", f"**Failed: {len(failed)}**"] + [
+        f"- `{Path(f['file']).name}` ({f['stage']}): {f['reason']}" for f in failed]
     changes = summary["ratings_changed"]
-    lines += ["", f"**Ratings changed: {len(changes)}**"] + [  # type: ignore[arg-type]
-        f"- {c['municipality']} / {c['code']}: {c['from']} → {c['to']}" for c in changes[:50]]  # type: ignore[index,union-attr]
+    lines += ["", f"**Ratings changed: {len(changes)}**"] + [
+        f"- {c['municipality']} / {c['code']}: {c['from']} → {c['to']}" for c in changes[:50]]
     return "\n".join(lines) + "\n"
 
 
 @flow(name="retrain", persist_result=False)
-def retrain(config: RunConfig, force: bool = False) -> dict[str, object]:
+def retrain(config: RunConfig, force: bool = False) -> dict[str, Any]:
     """Train on seed plus reviewed annotations, evaluate, promote only if not worse."""
     from pipeline.codebook import load_codebook
     from pipeline.coding import TrainingConfig, reviewed_annotations, seed_annotations, train_model
@@ -281,7 +290,7 @@ def retrain(config: RunConfig, force: bool = False) -> dict[str, object]:
 
 
 @flow(name="nightly", persist_result=False)
-def nightly(config: RunConfig) -> dict[str, object]:
+def nightly(config: RunConfig) -> dict[str, Any]:
     """Retrain when enough corrections arrived since the current model, then code transcripts."""
     from pipeline.coding import n_new_corrections
 
@@ -298,7 +307,7 @@ def nightly(config: RunConfig) -> dict[str, object]:
 DEPLOYMENT_NAME = "codeer-nightly"
 
 
-def nightly_schedule(cron: str, timezone: str):  # type: ignore[no-untyped-def]
+def nightly_schedule(cron: str, timezone: str) -> Schedule:
     """A Prefect cron schedule; raises :class:`~pipeline.errors.ConfigError` for a bad cron
     string or an unknown time zone."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pipeline.coding.embed import Encoder
     from pipeline.corpus import Segmenter
     from pipeline.store import Store
+    from prefect.task_runners import TaskRunner
 
 
 class RunConfig(BaseModel):
@@ -72,7 +73,7 @@ class RunConfig(BaseModel):
         """The run configuration of ``settings`` (flags, environment, ``codeer.toml``) plus the
         options of one run (``model``, ``fictional``, the Dask options ...)."""
         return cls(folders=list(folders), home=settings.home,
-                   database_url=settings.db.get_secret_value() if settings.db else None,
+                   database_url=settings.db,
                    codebook_version=settings.codebook_version, encoder_threads=settings.threads,
                    device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
                    encoder=settings.encoder, input_limits=settings.input_limits, **run_options)
@@ -95,7 +96,7 @@ class RunConfig(BaseModel):
         return bool(self.dask_address or self.dask_workers)
 
 
-def task_runner_for(config: RunConfig):  # type: ignore[no-untyped-def]
+def task_runner_for(config: RunConfig) -> TaskRunner[Any]:
     """The task runner for ``config``: one task at a time in-process, or Dask.
 
     Raises :class:`~pipeline.errors.ConfigError` when Dask workers would share a SQLite file.
@@ -113,7 +114,7 @@ def task_runner_for(config: RunConfig):  # type: ignore[no-untyped-def]
             "Give a PostgreSQL database with --db postgresql+psycopg://user:password@host/codeer (or CODEER_DB), "
             "or run without --dask-address/--dask-workers.")
     from prefect.settings import PREFECT_API_URL
-    from prefect_dask import DaskTaskRunner
+    from prefect_dask.task_runners import DaskTaskRunner
 
     if config.dask_address:
         if not PREFECT_API_URL.value():

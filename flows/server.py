@@ -102,7 +102,7 @@ def _free_port() -> int:
 def _server_class() -> type:
     from prefect.server.api.server import SubprocessASGIServer
 
-    class BoundServer(SubprocessASGIServer):  # type: ignore[misc]
+    class BoundServer(SubprocessASGIServer):
         """Prefect's temporary server, started so that it dies with this process."""
 
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:

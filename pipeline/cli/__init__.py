@@ -8,16 +8,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline import __version__
 from pipeline.config import Settings
 from pipeline.errors import CodeerError
+
+if TYPE_CHECKING:
+    from pipeline.store import Store
 
 logger = logging.getLogger("pipeline")
 
@@ -27,10 +30,11 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._store = None
+        self._store: Store | None = None
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> Store:
+        """The workspace's store, opened on first use."""
         if self._store is None:
             from pipeline.store import open_store
 
@@ -50,6 +54,15 @@ def friendly(function: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(err)) from err
 
     return wrapper
+
+
+def echo_import(summary: str, problems: Sequence[str]) -> None:
+    """Print what an import could not take (stderr) and its summary; exit 1 when anything was left out."""
+    for problem in problems:
+        click.echo(f"NOT IMPORTED {problem}", err=True)
+    click.echo(summary)
+    if problems:
+        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

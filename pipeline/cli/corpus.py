@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import Context, cli, friendly
+from pipeline.cli import Context, cli, echo_import, friendly
 from pipeline.records import Speaker
 
 
@@ -214,12 +214,12 @@ def codebook_migrate(paths: tuple[Path, ...], target: str, out: Path, choices: t
         sys.exit(1)
 
 
-@cli.group()
-def annotations() -> None:
+@cli.group("annotations")
+def annotations_group() -> None:
     """Import and count hand-coded seed annotations."""
 
 
-@annotations.command("import")
+@annotations_group.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.pass_obj
 @friendly
@@ -238,15 +238,11 @@ def annotations_import(obj: Context, paths: tuple[Path, ...]) -> None:
 
     records = read_annotations(list(paths), load_codebook(obj.settings.codebook_version))
     report = import_annotations(records, obj.store)
-    for problem in report.problems:
-        click.echo(f"NOT IMPORTED {problem}", err=True)
-    click.echo(f"{report.n_records} record(s): {report.n_codings_added} coding(s) added, "
-               f"{report.n_codings_present} already present, {len(report.problems)} not imported.")
-    if report.problems:
-        sys.exit(1)
+    echo_import(f"{report.n_records} record(s): {report.n_codings_added} coding(s) added, "
+                f"{report.n_codings_present} already present, {len(report.problems)} not imported.", report.problems)
 
 
-@annotations.command("stats")
+@annotations_group.command("stats")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_obj

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline.cli import Context, cli, friendly
+
+if TYPE_CHECKING:
+    from pipeline.coding import LoadedModel
+    from pipeline.coding.training import TrainResult
 
 
 @cli.command()
@@ -50,7 +55,7 @@ def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None,
     _echo_trained(result)
 
 
-def _echo_trained(result) -> None:  # type: ignore[no-untyped-def]
+def _echo_trained(result: TrainResult) -> None:
     click.echo(f"trained {result.model_id} on {result.n_utterances} utterances in {result.seconds:.0f} s: "
                f"grouped-CV macro-F1 {result.metrics['macro_f1']}, micro-F1 {result.metrics['micro_f1']}, "
                f"direction accuracy {result.metrics['direction_accuracy']}")
@@ -89,7 +94,7 @@ def classify(obj: Context, input_file: Path, output: Path, model_ref: str) -> No
                f"written to {result.output}")
 
 
-def load_or_train_model(obj: Context, model_ref: str):  # type: ignore[no-untyped-def]
+def load_or_train_model(obj: Context, model_ref: str) -> LoadedModel:
     """The model ``--model`` names; trains the seed model first when none is current (classify, rate, report)."""
     from pipeline.coding import (
         EmbeddingCache,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline.cli import Context, cli, friendly
 from pipeline.cli.model import load_or_train_model
+
+if TYPE_CHECKING:
+    from pipeline.report import RateResult
 
 
 @cli.command()
@@ -62,8 +66,8 @@ def _regions(obj: Context, regions_path: Path | None) -> dict[str, str] | None:
     return read_regions(regions_path) if regions_path is not None else None
 
 
-def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,  # type: ignore[no-untyped-def]
-          fictional: bool = False, regions_path: Path | None = None):
+def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,
+          fictional: bool = False, regions_path: Path | None = None) -> RateResult:
     from pipeline.codebook import load_codebook
     from pipeline.coding import EmbeddingCache, open_encoder
     from pipeline.rating import questionnaire_evidence_of
@@ -85,7 +89,7 @@ def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str,
                       report=report, fictional=fictional, regions=regions)
 
 
-def _echo_ratings(result, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def _echo_ratings(result: RateResult, out_dir: Path) -> None:
     counts: dict[str, int] = {}
     for rating in result.ratings:
         if rating.level == "municipality":

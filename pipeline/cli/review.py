@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from pipeline.cli import Context, cli, friendly
+from pipeline.cli import Context, cli, echo_import, friendly
 
 
 @cli.group()
@@ -184,9 +183,5 @@ def review_import_label_studio(obj: Context, file: Path, annotator: str | None) 
     from pipeline.review import import_label_studio
 
     report = import_label_studio(obj.store, file, load_codebook(obj.settings.codebook_version), annotator=annotator)
-    for problem in report.problems:
-        click.echo(f"NOT IMPORTED {problem}", err=True)
-    click.echo(f"{report.n_tasks} task(s): {report.n_accepted} accepted, {report.n_corrected} corrected, "
-               f"{report.n_skipped} skipped, {len(report.problems)} not imported.")
-    if report.problems:
-        sys.exit(1)
+    echo_import(f"{report.n_tasks} task(s): {report.n_accepted} accepted, {report.n_corrected} corrected, "
+                f"{report.n_skipped} skipped, {len(report.problems)} not imported.", report.problems)

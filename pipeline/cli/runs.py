@@ -6,13 +6,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline.cli import Context, cli, friendly
 from pipeline.cli.corpus import annotations_import, ingest, ingest_questionnaire_command
 from pipeline.config import WorkspacePaths
+
+if TYPE_CHECKING:
+    from flows.config import RunConfig
 
 
 def _prefect_environment(paths: WorkspacePaths) -> None:
@@ -30,7 +33,7 @@ def _prefect_environment(paths: WorkspacePaths) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
-def _run_config(obj: Context, folders: tuple[Path, ...] = (), **overrides: Any):  # type: ignore[no-untyped-def]
+def _run_config(obj: Context, folders: tuple[Path, ...] = (), **overrides: Any) -> RunConfig:
     from pydantic import ValidationError
 
     from flows.config import RunConfig

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
@@ -20,6 +21,9 @@ from pipeline.codebook import Codebook
 from pipeline.coding.stack import Features, PairHead, QuestionHead, StackedCoder
 from pipeline.errors import ModelCardMismatchError
 from pipeline.records import Annotation
+
+if TYPE_CHECKING:
+    from pipeline.coding.embed import EmbeddingCacheLike, Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +124,8 @@ def prototype_pieces(codebook: Codebook, code_id: str) -> list[str]:
     return [piece for piece in pieces if piece]
 
 
-def code_prototypes(codebook: Codebook, codes: Sequence[str], encoder, *, cache=None) -> Prototypes:  # type: ignore[no-untyped-def]
+def code_prototypes(codebook: Codebook, codes: Sequence[str], encoder: Encoder, *,
+                    cache: EmbeddingCacheLike | None = None) -> Prototypes:
     """The prototypes of ``codes``, embedded with ``encoder``."""
     from pipeline.coding.embed import embed_texts
 
@@ -213,8 +218,8 @@ class CodingModel:
         return self.thresholds_
 
 
-def featurize(texts: Sequence[str], encoder, *, questions: Sequence[object] | None = None, cache=None,  # type: ignore[no-untyped-def]
-              batch_size: int = 64, show_progress: bool = False) -> tuple[Features, int, int]:
+def featurize(texts: Sequence[str], encoder: Encoder, *, questions: Sequence[object] | None = None,
+              cache: EmbeddingCacheLike | None = None, batch_size: int = 64, show_progress: bool = False) -> tuple[Features, int, int]:
     """Embed texts (and their questions, where given); return ``(features, n_encoded,
     n_cache_hits)``; ``n_encoded`` counts the texts the encoder was called on (a repeated text
     or question once). A missing, empty or null question is no question."""

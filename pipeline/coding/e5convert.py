@@ -46,8 +46,12 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +121,7 @@ class _Reader:
         self.pos += n
         return chunk
 
-    def unpack(self, fmt: str, what: str) -> tuple:
+    def unpack(self, fmt: str, what: str) -> tuple[Any, ...]:
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
 
 
@@ -137,7 +141,7 @@ def dequantise_q4_0(buf: bytes, rows: int, cols: int) -> np.ndarray:
     qs = blocks[:, 2:]
     low = (qs & 0x0F).astype(np.int8) - 8
     high = (qs >> 4).astype(np.int8) - 8
-    values = np.concatenate([low, high], axis=1).astype(np.float32) * scale
+    values: np.ndarray = np.concatenate([low, high], axis=1).astype(np.float32) * scale
     return values.reshape(rows, cols)
 
 
@@ -251,7 +255,7 @@ def build_precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
         blob += norm_map[cp].encode("utf-8") + b"\0"
 
     # the trie as nested dicts; the key b"" marks "a key ends here"
-    root: dict = {}
+    root: dict[Any, Any] = {}  # nested to any depth: int keys to child nodes, b"" to a value
     for key, value in value_of.items():
         node = root
         for byte in key:
@@ -261,7 +265,7 @@ def build_precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
     units: list[int] = [0]
     used = bytearray(b"\1")
     used_bases: set[int] = set()
-    queue: deque[tuple[int, dict]] = deque([(0, root)])
+    queue: deque[tuple[int, dict[Any, Any]]] = deque([(0, root)])
     while queue:
         pos, node = queue.popleft()
         labels = ([0] if b"" in node else []) + sorted(k for k in node if k != b"")
@@ -312,7 +316,7 @@ def _char_class(chars: Iterable[str]) -> str:
     return "".join(parts)
 
 
-def build_tokenizer(packed: PackedModel):
+def build_tokenizer(packed: PackedModel) -> Tokenizer:
     """A ``tokenizers.Tokenizer`` that reproduces e5.c's tokenisation.
 
     e5.c: per-code-point normalisation map, runs of U+0020 collapsed, ``▁`` prepended unless the text
@@ -359,7 +363,7 @@ def build_tokenizer(packed: PackedModel):
 
 # --------------------------------------------------------------------------- writing
 
-def _bert_config(packed: PackedModel) -> dict:
+def _bert_config(packed: PackedModel) -> dict[str, Any]:
     return {
         "architectures": ["BertModel"],
         "model_type": "bert",
@@ -411,7 +415,8 @@ def convert(out_dir: Path, model_path: Path | None = None) -> Path:
     try:
         from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.models import Normalize, Pooling, Transformer
+        from sentence_transformers.models import (  # type: ignore[no-redef]  # the same classes, older path
+            Normalize, Pooling, Transformer)
 
     out_dir = Path(out_dir)
     if (out_dir / "modules.json").exists():

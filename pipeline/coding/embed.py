@@ -42,7 +42,8 @@ class Encoder(Protocol):
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    normalised: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalised
 
 
 @dataclass
@@ -117,7 +118,11 @@ class SentenceTransformerEncoder:
             raise ConfigError(
                 f"cannot load the sentence-transformers model {self.name_or_path!r} ({err}). Give a model folder "
                 "on disk, or a hub name on a machine that reaches the hub.") from err
-        self.dim = int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ConfigError(f"the sentence-transformers model {self.name_or_path!r} does not say its embedding "
+                              "dimension; give a model that produces fixed-size sentence embeddings.")
+        self.dim = int(dim)
         name = self.label or (Path(self.name_or_path).name if Path(self.name_or_path).exists() else self.name_or_path)
         self.encoder_id = f"st-{package_version('sentence-transformers')}-{name.replace('/', '_')}"
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
@@ -17,6 +17,9 @@ from sklearn.model_selection import GroupKFold
 
 from pipeline.coding.classify import CodingModel, TrainingSet
 from pipeline.coding.stack import Features
+
+if TYPE_CHECKING:
+    from pipeline.codebook import Codebook
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +178,7 @@ def zero_shot_baseline(text_vectors: np.ndarray, code_vectors: np.ndarray, data:
     return code_scores(data.Y, predicted, data.codes, min_support=8)
 
 
-def code_descriptions(codebook, codes: Sequence[str]) -> list[str]:  # type: ignore[no-untyped-def]
+def code_descriptions(codebook: Codebook, codes: Sequence[str]) -> list[str]:
     """Definition, guidance and example fragments per code (the zero-shot prototypes)."""
     texts = []
     for code in codes:

@@ -15,7 +15,7 @@ from pipeline.codebook import Codebook
 from pipeline.coding import evaluate as ev
 from pipeline.coding import yardstick as ys
 from pipeline.coding.classify import QUESTION_WEIGHT, featurize, training_set
-from pipeline.coding.embed import embed_texts, load_encoder
+from pipeline.coding.embed import EmbeddingCacheLike, embed_texts, load_encoder
 from pipeline.coding.sources import SOURCES_CODEBOOK, yardstick_items
 from pipeline.coding.training import (
     TrainingConfig,
@@ -32,7 +32,7 @@ def run_evaluation(
     codebook: Codebook,
     *,
     out_dir: Path,
-    cache=None,  # type: ignore[no-untyped-def]
+    cache: EmbeddingCacheLike | None = None,
     encoders: Sequence[str] = ("e5+use",),
     config: TrainingConfig = TrainingConfig(),
     holdout: Sequence[Annotation] = (),

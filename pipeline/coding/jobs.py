@@ -66,7 +66,7 @@ def predictions_for(rows: Sequence[CodedRow], codes: Sequence[str]) -> list[Pred
 
 
 def classify_pending(
-    store: Store, loaded: LoadedModel, encoder, codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
+    store: Store, loaded: LoadedModel, encoder: Encoder, codebook: Codebook, *, cache: EmbeddingCacheLike | None = None,
     batch_size: int = 2000, review: bool = True, review_threshold: float = MIN_CONFIDENCE, show_progress: bool = False,
     transcript_id: str | None = None,
 ) -> ClassifyStats:
@@ -111,8 +111,8 @@ def classify_pending(
     return stats
 
 
-def classify_table(frame: pd.DataFrame, loaded: LoadedModel, encoder, codebook: Codebook, *,  # type: ignore[no-untyped-def]
-                   cache=None) -> pd.DataFrame:
+def classify_table(frame: pd.DataFrame, loaded: LoadedModel, encoder: Encoder, codebook: Codebook, *,
+                   cache: EmbeddingCacheLike | None = None) -> pd.DataFrame:
     """Classify a table of utterances (``id,text,municipality,respondent[,role,question]``)
     without touching the database; return its codings table (predicted codes only)."""
     questions = frame["question"].tolist() if "question" in frame.columns else None

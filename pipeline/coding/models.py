@@ -162,7 +162,7 @@ def _read_card(card_path: Path) -> dict[str, Any]:
     if missing:
         raise ModelFileError(f"{card_path}: the model card lacks {', '.join(missing)}. "
                              "Train the model again ('codeer train') or copy the folder again.")
-    return card
+    return dict(card)
 
 
 def current_model_id(models_dir: Path) -> str | None:

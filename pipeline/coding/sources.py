@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,16 +106,16 @@ def knowledge_set(codebook: Codebook, codes: Sequence[str], *, realtext: Path | 
     index = {code: j for j, code in enumerate(codes)}
     Y = np.zeros((len(rows), len(codes)), dtype=int)
     coding_rows = []
-    for i, (_, code, direction, facet, _, _) in enumerate(rows):
-        if code in index:
-            Y[i, index[code]] = 1
+    for i, (_, code_id, direction, facet, _, _) in enumerate(rows):
+        if code_id in index:
+            Y[i, index[code_id]] = 1
             if direction in ("+", "-", "0"):
-                coding_rows.append((i, index[code], direction, facet if facet in ("provision", "practice") else None))
+                coding_rows.append((i, index[code_id], direction, facet if facet in ("provision", "practice") else None))
     return TrainingSet(texts=[r[0] for r in rows], questions=["" for _ in rows], groups=[r[5] for r in rows],
                        codes=list(codes), Y=Y, coding_rows=coding_rows, weights=np.array([r[4] for r in rows]))
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict]]:  # type: ignore[type-arg]
+def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise AnnotationError(f"{path} is missing: codeer's shipped training sentences should be there. "
                               "Reinstall codeer.")

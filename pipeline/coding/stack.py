@@ -70,9 +70,11 @@ class Features:
         if not self.questions and not other.questions:
             return Features(self.texts + other.texts, np.vstack([self.vectors, other.vectors]))
         first, second = self.with_questions(), other.with_questions()
+        # with_questions() always gives question vectors (and __post_init__ checks them)
+        assert first.question_vectors is not None and second.question_vectors is not None
         return Features(first.texts + second.texts, np.vstack([first.vectors, second.vectors]),
                         first.questions + second.questions,
-                        np.vstack([first.question_vectors, second.question_vectors]))  # type: ignore[list-item]
+                        np.vstack([first.question_vectors, second.question_vectors]))
 
     def with_questions(self) -> Features:
         """The same rows, with empty questions where none were given."""
@@ -128,7 +130,8 @@ class NgramTfidf(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type 
 
 
 def _zrow(S: np.ndarray) -> np.ndarray:
-    return (S - S.mean(axis=1, keepdims=True)) / (S.std(axis=1, keepdims=True) + 1e-9)
+    z: np.ndarray = (S - S.mean(axis=1, keepdims=True)) / (S.std(axis=1, keepdims=True) + 1e-9)
+    return z
 
 
 def _columns(model: Any, scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:

@@ -11,9 +11,8 @@ from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coding import evaluate as ev
@@ -37,6 +36,10 @@ from pipeline.errors import ModelNotFoundError
 from pipeline.records import Annotation
 from pipeline.resources import holdout_dir, seed_dir
 
+if TYPE_CHECKING:
+    from pipeline.coding.embed import EmbeddingCacheLike, Encoder
+    from pipeline.store import Store
+
 logger = logging.getLogger(__name__)
 
 SEED_DIR = seed_dir()
@@ -56,7 +59,7 @@ class TrainingConfig:
     random_state: int = 0
 
 
-def reviewed_annotations(store, codebook: Codebook) -> list[Annotation]:  # type: ignore[no-untyped-def]
+def reviewed_annotations(store: Store, codebook: Codebook) -> list[Annotation]:
     """Annotators' decisions from the review queue (explicit "no code" included), for training."""
     from pipeline.review import review_annotations
 
@@ -88,8 +91,8 @@ def drop_rare_codes(data: TrainingSet, min_examples: int) -> tuple[TrainingSet, 
 Fitter = Callable[[Features, TrainingSet], CodingModel]
 
 
-def model_fitter(codebook: Codebook, codes: Sequence[str], encoder, config: TrainingConfig, *,  # type: ignore[no-untyped-def]
-                 cache=None, unlabelled: Features | None = None) -> tuple[Fitter, str]:
+def model_fitter(codebook: Codebook, codes: Sequence[str], encoder: Encoder, config: TrainingConfig, *,
+                 cache: EmbeddingCacheLike | None = None, unlabelled: Features | None = None) -> tuple[Fitter, str]:
     """A function that fits a model on a part of the annotations, with the codebook's
     prototypes and (``config.knowledge``) the other training sentences added to every part;
     and a hash of those other sentences for the model card."""
@@ -108,7 +111,7 @@ def model_fitter(codebook: Codebook, codes: Sequence[str], encoder, config: Trai
     return fit, digest.hexdigest()
 
 
-def yardstick_report(model: CodingModel, codebook: Codebook, encoder, *, cache=None,  # type: ignore[no-untyped-def]
+def yardstick_report(model: CodingModel, codebook: Codebook, encoder: Encoder, *, cache: EmbeddingCacheLike | None = None,
                      baselines: bool = True) -> dict[str, Any] | None:
     """``model`` (and the zero-shot baselines) on the real-text yardstick; None for a codebook
     version the yardstick was not labelled with."""
@@ -141,10 +144,10 @@ def train_model(
     codebook: Codebook,
     *,
     models_dir: Path,
-    cache=None,  # type: ignore[no-untyped-def]
+    cache: EmbeddingCacheLike | None = None,
     config: TrainingConfig = TrainingConfig(),
     unlabelled: Sequence[tuple[str, str]] = (),
-    encoder=None,  # type: ignore[no-untyped-def]
+    encoder: Encoder | None = None,
     force: bool = False,
     show_progress: bool = False,
 ) -> TrainResult:
@@ -206,7 +209,7 @@ def holdout_annotations(codebook: Codebook) -> list[Annotation]:
     return read_annotations([HOLDOUT_DIR], codebook) if annotation_files([HOLDOUT_DIR]) else []
 
 
-def unlabelled_pool(store) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def unlabelled_pool(store: Store) -> list[tuple[str, str]]:
     """``(text, question)`` of stored utterances that carry no annotation."""
     annotated = {u.utterance_id for u, _, _, _ in store.iter_annotated()}
     return [(u.text, u.question) for u in store.iter_utterances() if u.utterance_id not in annotated]
@@ -219,7 +222,8 @@ def report_json(result: TrainResult) -> str:
 
 
 def review_round_scores(seed: Sequence[Annotation], rounds: Sequence[Sequence[Annotation]],
-                        test: Sequence[Annotation], codebook: Codebook, *, cache=None,  # type: ignore[no-untyped-def]
+                        test: Sequence[Annotation], codebook: Codebook, *,
+                        cache: EmbeddingCacheLike | None = None,
                         config: TrainingConfig = TrainingConfig()) -> list[dict[str, Any]]:
     """Scores of the model before and after each review round, on the same test transcripts.
 
@@ -267,7 +271,7 @@ def review_round_scores(seed: Sequence[Annotation], rounds: Sequence[Sequence[An
     return results
 
 
-def review_rounds_of(store) -> list[list[Annotation]]:  # type: ignore[no-untyped-def]
+def review_rounds_of(store: Store) -> list[list[Annotation]]:
     """The standing review decisions, one round per calendar day (UTC) of the decision."""
     from pipeline.review import review_annotations
 
@@ -277,7 +281,7 @@ def review_rounds_of(store) -> list[list[Annotation]]:  # type: ignore[no-untype
     return [by_day[day] for day in sorted(by_day)]
 
 
-def answer_key_round(store, oracle: Sequence[Annotation], n: int) -> tuple[list[Annotation], int]:  # type: ignore[no-untyped-def]
+def answer_key_round(store: Store, oracle: Sequence[Annotation], n: int) -> tuple[list[Annotation], int]:
     """A simulated review round: the top ``n`` pending queue items answered with known
     annotations (e.g. seed + held-out), as an annotator who agrees with them would.
 

@@ -8,7 +8,7 @@ precision, calibration per frequent code, and the two zero-shot baselines on the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -20,6 +20,9 @@ from pipeline.coding.classify import CodingModel
 from pipeline.coding.predict import code_rows
 from pipeline.coding.sources import RealItem
 from pipeline.coding.stack import Features
+
+if TYPE_CHECKING:
+    from pipeline.coding.embed import EmbeddingCacheLike, Encoder
 
 MIN_CODE_ITEMS = 10  # codes with fewer yardstick items get no calibration row of their own
 
@@ -106,8 +109,8 @@ def _wrong(predicted: Sequence[str], codes: Sequence[tuple[str, float]], item: R
     return not (best == item.code or best in item.also)
 
 
-def zero_shot_scores(items: Sequence[RealItem], codebook: Codebook, encoder, *, name: str = "e5",  # type: ignore[no-untyped-def]
-                     cache=None) -> dict[str, Any]:
+def zero_shot_scores(items: Sequence[RealItem], codebook: Codebook, encoder: Encoder, *, name: str = "e5",
+                     cache: EmbeddingCacheLike | None = None) -> dict[str, Any]:
     """The two baselines without any training: similarity of each item to the one-sentence
     definition (label and definition) of each incentive, by TF-IDF character 3-5 grams and by
     the encoder's embeddings."""

@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from pipeline.corpus.segment import Segmenter, segment_transcript
 from pipeline.config import InputLimits
+from pipeline.corpus.documents import DEFAULT_LIMITS
 from pipeline.corpus.transcripts import (
-    DEFAULT_LIMITS,
     SourceMetadata,
     find_skipped,
     find_sources,

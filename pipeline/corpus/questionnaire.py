@@ -204,13 +204,13 @@ def _map_columns(headers: Sequence[str], version: QuestionnaireVersion) -> dict[
         numbered = _NUMBERED.match(norm)
         if numbered:
             candidate = by_number.get(int(numbered.group(1)))
-            item = candidate if candidate is not None and normalise_text(candidate.question) == numbered.group(2) else None
+            match = candidate if candidate is not None and normalise_text(candidate.question) == numbered.group(2) else None
         else:
             # repeated questions ("Zo ja, op welke manier?") are matched in printed order
-            item = next((c for c in by_text.get(norm, []) if c.item_id not in used), None)
-        if item is not None and item.item_id not in used:
-            assigned[index] = item.item_id
-            used.add(item.item_id)
+            match = next((c for c in by_text.get(norm, []) if c.item_id not in used), None)
+        if match is not None and match.item_id not in used:
+            assigned[index] = match.item_id
+            used.add(match.item_id)
     return assigned
 
 
@@ -267,11 +267,12 @@ def _parse_answer(raw: str, item: QuestionnaireItem) -> QuestionnaireAnswer | No
         chosen = [_match_whole(raw, item)]
     else:
         chosen = _split_choices(raw, item)
-    if not chosen or any(choice is None for choice in chosen):
+    matched = [choice for choice in chosen if choice is not None]
+    if not chosen or len(matched) < len(chosen):
         return None
-    options = [option for option, _ in chosen]  # type: ignore[misc]
+    options = [option for option, _ in matched]
     texts = tuple(dict.fromkeys(option.text for option in options))
-    answer = "; ".join(dict.fromkeys(f"{option.text} {extra}".strip() for option, extra in chosen))  # type: ignore[misc]
+    answer = "; ".join(dict.fromkeys(f"{option.text} {extra}".strip() for option, extra in matched))
     return QuestionnaireAnswer(item.item_id, answer, texts, combine_scores(options), item.code)
 
 

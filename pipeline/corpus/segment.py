@@ -11,9 +11,14 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from pipeline.hashing import utterance_id
 from pipeline.records import Speaker, Transcript, Utterance
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ _NOISE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 class Segmenter:
     """A loaded spaCy pipeline plus the unit size (``window`` sentences per utterance)."""
 
-    nlp: object
+    nlp: Language
     name: str
     window: int = 1
 
@@ -41,6 +46,7 @@ class Segmenter:
 def load_segmenter(window: int = 1, model: str | None = TRAINED_MODEL) -> Segmenter:
     """Load the sentence splitter: the trained Dutch pipeline if present, else the blank fallback."""
     import spacy
+    from spacy.about import __version__ as spacy_version
 
     if window < 1:
         raise ValueError(f"window must be 1 or more sentences, got {window}")
@@ -51,19 +57,20 @@ def load_segmenter(window: int = 1, model: str | None = TRAINED_MODEL) -> Segmen
             return Segmenter(nlp, f"{model}-{nlp.meta.get('version', '')}", window)
         except OSError:
             logger.info("segmenter: %s is not installed; using spacy.blank('nl') + sentencizer", model)
-    return Segmenter(make_blank_pipeline(), f"blank-nl-sentencizer-spacy{spacy.__version__}", window)
+    return Segmenter(make_blank_pipeline(), f"blank-nl-sentencizer-spacy{spacy_version}", window)
 
 
-def make_blank_pipeline() -> object:
+def make_blank_pipeline() -> Language:
     """The fallback pipeline: blank Dutch tokenizer with abbreviation cases and a quote fix."""
     import spacy
     from spacy.language import Language
     from spacy.symbols import ORTH
+    from spacy.tokenizer import Tokenizer
 
     if "codeer_quote_starts" not in Language.factories:
 
         @Language.component("codeer_quote_starts")
-        def quote_starts(doc):  # type: ignore[no-untyped-def]
+        def quote_starts(doc: Doc) -> Doc:
             # Move a sentence start that follows an opening quote or bracket onto it.
             for token in doc[1:-1]:
                 if token.is_sent_start and doc[token.i - 1].text in _OPENING_QUOTES and token.i >= 2:
@@ -72,9 +79,10 @@ def make_blank_pipeline() -> object:
             return doc
 
     nlp = spacy.blank("nl")
+    tokenizer = cast(Tokenizer, nlp.tokenizer)  # a blank pipeline has the rule-based tokenizer
     for abbreviation in ABBREVIATIONS:
         for form in {abbreviation, abbreviation[:1].upper() + abbreviation[1:]}:
-            nlp.tokenizer.add_special_case(form, [{ORTH: form}])
+            tokenizer.add_special_case(form, [{ORTH: form}])
     nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?", "…", "...", "?!", "!?", "‽"]})
     nlp.add_pipe("codeer_quote_starts")
     return nlp
@@ -91,9 +99,9 @@ def _paragraphs(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
             yield line_start + offset, line_start + offset + len(stripped)
 
 
-def _sentence_spans(doc: object, base: int) -> list[tuple[int, int]]:
+def _sentence_spans(doc: Doc, base: int) -> list[tuple[int, int]]:
     spans = []
-    for sentence in doc.sents:  # type: ignore[attr-defined]
+    for sentence in doc.sents:
         text = sentence.text
         stripped = text.strip()
         if not stripped:
@@ -141,7 +149,7 @@ def segment_transcript(transcript: Transcript, segmenter: Segmenter) -> list[Utt
     for turn in transcript.turns:
         if turn.speaker in coded:
             jobs.extend((turn.index, s, e) for s, e in _paragraphs(text, turn.start, turn.end))
-    docs = segmenter.nlp.pipe(text[s:e] for _, s, e in jobs)  # type: ignore[attr-defined]
+    docs = segmenter.nlp.pipe(text[s:e] for _, s, e in jobs)
     sentences_by_turn: dict[int, list[tuple[int, int]]] = {}
     for (turn_index, start, _), doc in zip(jobs, docs, strict=True):
         sentences_by_turn.setdefault(turn_index, []).extend(_sentence_spans(doc, start))

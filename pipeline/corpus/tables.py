@@ -52,9 +52,10 @@ def read_table(path: Path, required: Sequence[str] = ("id", "text")) -> pd.DataF
             empty = frame.index[frame[column].str.strip() == ""]
             if len(empty):
                 raise TableFormatError(f"{path}, row {int(empty[0]) + 2}: empty {column!r}. Every row needs an id and a text.")
-    duplicated = frame["id"][frame["id"].duplicated()] if "id" in frame.columns else []
-    if len(duplicated):
-        raise TableFormatError(f"{path}: id {duplicated.iloc[0]!r} occurs more than once. Ids must be unique.")
+    if "id" in frame.columns:
+        duplicated = frame["id"][frame["id"].duplicated()]
+        if len(duplicated):
+            raise TableFormatError(f"{path}: id {duplicated.iloc[0]!r} occurs more than once. Ids must be unique.")
     return frame
 
 

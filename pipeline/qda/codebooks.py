@@ -170,4 +170,4 @@ def codebook_yaml(codebook: Codebook) -> str:
         codes.append(row)
     data = {"version": codebook.version, "title_nl": codebook.title_nl, "title_en": codebook.title_en,
             "description": codebook.description, "codes": codes}
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))

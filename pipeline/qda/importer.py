@@ -150,7 +150,8 @@ def transcript_from_source(source: QdaSource, source_key: str, archive: str, met
         return parse_transcript(source.text, path, source=source_key, metadata=metadata, speaker_aliases=aliases)
     role = Role(metadata.role) if metadata.role else Role.OTHER
     speaker = Speaker.DOCUMENT if role == Role.DOCUMENT else Speaker.RESPONDENT
-    turns, position = [], 0
+    turns: list[Turn] = []
+    position = 0
     for number, line in enumerate(source.text.split("\n")):
         stripped = line.strip()
         if stripped:

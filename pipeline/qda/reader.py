@@ -259,7 +259,7 @@ def _read_text_source(
             start, end = int(selection.get("startPosition", "")), int(selection.get("endPosition", ""))
         except ValueError:
             raise QdaFormatError(f"{_where(selection, where)}: startPosition/endPosition are not whole numbers.") from None
-        codings = []
+        codings: list[QdaCoding] = []
         for coding in selection.iterfind(_q("Coding")):
             ref = coding.find(_q("CodeRef"))
             target = _guid(ref, where, "targetGUID") if ref is not None else None
@@ -279,14 +279,14 @@ def _read_text_source(
         notes.append(f"source {name!r}: the stored text has CRLF line ends or a BOM; selection offsets were read "
                      f"as counted over {label}.")
     selections = []
-    for selection, start, end, codings in raw_selections:
+    for selection, start, end, selection_codings in raw_selections:
         if not _fits(start, end, size):
             raise QdaFormatError(
                 f"{_where(selection, where)} in source {name!r}: positions {start}-{end} lie outside its text "
                 f"({size} characters). The archive is inconsistent; export it again.")
         a, b = convert(start), convert(end)
         selections.append(QdaSelection(_guid(selection, where), a, b, selection.get("name", ""),
-                                       (selection.findtext(_q("Description")) or "").strip(), codings,
+                                       (selection.findtext(_q("Description")) or "").strip(), selection_codings,
                                        user_of(selection, "creatingUser"), selection.get("creationDateTime"),
                                        _excerpt_matches(selection.get("name", ""), text[a:b])))
     named = [s for s in selections if s.verified is not None]

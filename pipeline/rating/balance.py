@@ -95,8 +95,8 @@ def _shares(fragments: Sequence[_Fragment]) -> tuple[float, float, float]:
     total = math.fsum(f.weight for f in fragments)
     if total <= 0:
         return 0.0, 0.0, 0.0
-    return tuple(round(math.fsum(f.weight for f in fragments if f.value == v) / total, 4)  # type: ignore[return-value]
-                 for v in (1, -1, 0))
+    plus, minus, neutral = (round(math.fsum(f.weight for f in fragments if f.value == v) / total, 4) for v in (1, -1, 0))
+    return plus, minus, neutral
 
 
 def _role_score(fragments: Sequence[_Fragment], role: str) -> float | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from pipeline.rating.balance import (
 )
 from pipeline.rating.evidence import CodedFragments, _Fragment, _fragments
 from pipeline.rating.rules import RatingRules
-from pipeline.rating.verdicts import _places
+from pipeline.rating.verdicts import _cells, _places
 from pipeline.rating.wording import _VERDICT_EN, _VERDICT_NL, _cite, _num
 
 
@@ -113,15 +112,7 @@ def rate_context(codings: pd.DataFrame | CodedFragments, codebook: Codebook,
     regions = dict(regions or {})
     pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules, regions)
     codes = [code for code in rules.context.codes if code in codebook]
-    wanted = set(codes)
-    by_cell: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
-    regional: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
-    for code, fragment in pairs:
-        if code in wanted:
-            if fragment.about_region:
-                regional[(fragment.region, code)].append(fragment)
-            else:
-                by_cell[(fragment.municipality, code)].append(fragment)
+    by_cell, regional = _cells(pairs, set(codes))
     places = _places(pairs, {}, regions, rules.region.default_name)
     region_of = {m: region for region, members in places.items() for m in members}
     result = [_rate_context_cell(m, code, by_cell.get((m, code), []), codebook, rules, region=region_of[m])

@@ -50,6 +50,13 @@ class Differences:
 # ---------------------------------------------------------------------------------- differences
 
 
+
+def _score(rating: Rating) -> float:
+    """The score of a rated verdict (the ones compared here all have one)."""
+    if rating.score is None:
+        raise ValueError(f"{rating.municipality}/{rating.code}: a verdict without a score cannot be compared")
+    return rating.score
+
 def compare_municipalities(ratings: Sequence[Rating], rules: RatingRules) -> Differences:
     """Spread per incentive, the municipalities that stand out, and learning pairs.
 
@@ -74,22 +81,22 @@ def compare_municipalities(ratings: Sequence[Rating], rules: RatingRules) -> Dif
     d = rules.differences
     for code in codes:
         cell = sorted((r for r in rated if r.code == code), key=lambda r: r.municipality)
-        scores = [r.score for r in cell]
+        scores = [_score(r) for r in cell]
         if not cell:
             spreads.append(IncentiveSpread(code, 0, None, None, None, (), (), ()))
             continue
-        mean = math.fsum(scores) / len(scores)  # type: ignore[arg-type]
-        std = math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))  # type: ignore[operator]
-        high = tuple(r.municipality for r in sorted(cell, key=lambda r: (-r.score, r.municipality))
-                     if r.score - mean >= d.stand_out)  # type: ignore[operator]
-        low = tuple(r.municipality for r in sorted(cell, key=lambda r: (r.score, r.municipality))
-                    if mean - r.score >= d.stand_out)  # type: ignore[operator]
+        mean = math.fsum(scores) / len(scores)
+        std = math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))
+        high = tuple(r.municipality for r in sorted(cell, key=lambda r: (-_score(r), r.municipality))
+                     if _score(r) - mean >= d.stand_out)
+        low = tuple(r.municipality for r in sorted(cell, key=lambda r: (_score(r), r.municipality))
+                    if mean - _score(r) >= d.stand_out)
         spreads.append(IncentiveSpread(code, len(cell), round(mean, 4), round(max(scores) - min(scores), 4),
                                        round(std, 4), high, low, tuple((r.municipality, r.rating) for r in cell)))
         candidates = []
         for strong in (r for r in cell if r.rating == "voldoende"):
             for weak in (r for r in cell if r.rating == "onvoldoende"):
-                gap = strong.score - weak.score  # type: ignore[operator]
+                gap = _score(strong) - _score(weak)
                 if gap >= d.learning_pair_min_gap:
                     mutual = any(
                         other_code != code

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.rating.verdicts import Rating
 
 logger = logging.getLogger(__name__)
 
 
-def rating_changes(before: list[dict[str, object]], after: list) -> list[dict[str, object]]:  # type: ignore[type-arg]
+def rating_changes(before: list[dict[str, object]], after: Sequence[Rating]) -> list[dict[str, object]]:
     """Which municipality/incentive ratings moved, from what to what."""
     old = {(row["municipality"], row["code"]): row["rating"] for row in before}
     changes = []

@@ -55,11 +55,11 @@ def questionnaire_evidence(
         for response in batch.responses:
             for answer in response.answers:
                 code, score = answer.code, answer.score
-                if version is not None:
+                if definitions is not None and version is not None:
                     item = version.item(answer.item_id)
                     options = [item.option(text) for text in answer.options]
                     if any(option is None for option in options):
-                        raise ConfigError(f"{definitions.path}: item {item.item_id} no longer has the option(s) "  # type: ignore[union-attr]
+                        raise ConfigError(f"{definitions.path}: item {item.item_id} no longer has the option(s) "
                                           f"{', '.join(repr(t) for t in answer.options)} that {batch.path} used. "
                                           "Read the file again or restore the option.")
                     code, score = item.code, combine_scores(o for o in options if o is not None)

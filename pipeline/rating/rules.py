@@ -22,6 +22,12 @@ class _Rules(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _check_below(low_name: str, low: float, high_name: str, high: float) -> None:
+    """Refuse a lower threshold that does not lie below the upper one."""
+    if low >= high:
+        raise ValueError(f"{low_name} ({low}) must lie below {high_name} ({high})")
+
+
 class FacetWeights(_Rules):
     """How much a practice and a provision fragment weigh."""
 
@@ -90,8 +96,7 @@ class Thresholds(_Rules):
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
-        if self.onvoldoende >= self.voldoende:
-            raise ValueError(f"onvoldoende ({self.onvoldoende}) must lie below voldoende ({self.voldoende})")
+        _check_below("onvoldoende", self.onvoldoende, "voldoende", self.voldoende)
         return self
 
 
@@ -134,8 +139,7 @@ class ContextRules(_Rules):
 
     @model_validator(mode="after")
     def _ordered(self) -> ContextRules:
-        if self.belemmerend >= self.bevorderend:
-            raise ValueError(f"belemmerend ({self.belemmerend}) must lie below bevorderend ({self.bevorderend})")
+        _check_below("belemmerend", self.belemmerend, "bevorderend", self.bevorderend)
         return self
 
 

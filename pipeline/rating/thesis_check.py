@@ -122,7 +122,8 @@ def check_against_thesis(codings: pd.DataFrame, verdicts: Mapping[str, str], cod
     """
     ratings = rate_incentives(codings, codebook, rules)
     got = {r.code: r.rating for r in ratings if r.level == "region"}
-    cells, confusion = [], {}
+    cells: list[tuple[str, str, str]] = []
+    confusion: dict[tuple[str, str], int] = {}
     for code in codebook.incentives:
         if code not in verdicts:
             continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -38,11 +38,11 @@ from pipeline.rating.wording import (
     _VERDICT_EN,
     _VERDICT_NL,
     _cite,
+    _facet_lines,
     _num,
     _questionnaire_lines,
     _role_sentence,
     _source_lines,
-    _tone,
 )
 
 
@@ -239,10 +239,7 @@ def _rate_cell(municipality: str, code: str, fragments: Sequence[_Fragment], ans
                f"{minus:.0%} negative and {neutral:.0%} neutral {cite}.".replace(" .", ".")]
     _support_lines(body_nl, body_en, rating, sources_for, sources_against, stability, len(respondents))
     if fragments:
-        body_nl.append(f"Praktijk: {_tone(score_practice, rules, 'nl')} ({_num(score_practice, 'nl')}); "
-                       f"aanbod: {_tone(score_provision, rules, 'nl')} ({_num(score_provision, 'nl')}).")
-        body_en.append(f"Practice: {_tone(score_practice, rules, 'en')} ({_num(score_practice, 'en')}); "
-                       f"provision: {_tone(score_provision, rules, 'en')} ({_num(score_provision, 'en')}).")
+        _facet_lines(body_nl, body_en, score_practice, score_provision, rules)
     _source_lines(body_nl, body_en, ("Documenten", "Documents"), documents, score_documents, rules)
     _questionnaire_lines(body_nl, body_en, answers)
     for lang, body in (("nl", body_nl), ("en", body_en)):
@@ -269,8 +266,9 @@ def _rate_region(region: str, code: str, municipal: Sequence[Rating], regional: 
     """The region's verdict from all its sources pooled; the municipal verdicts as a second view."""
     label = codebook[code]
     rated = [r for r in municipal if r.rating != "onvoldoende_bewijs" and r.score is not None]
+    scored = [(r.score, r.municipality) for r in rated if r.score is not None]  # all of them: see rated
     counts = {v: sum(1 for r in rated if r.rating == v) for v in ("voldoende", "matig", "onvoldoende")}
-    scores = sorted((r.score, r.municipality) for r in rated)  # type: ignore[misc]
+    scores = sorted(scored)
     spread = scores[-1][0] - scores[0][0] if scores else None
     divergence = rules.region.divergence
     divergent = (counts["voldoende"] >= divergence.min_each_side and counts["onvoldoende"] >= divergence.min_each_side
@@ -321,10 +319,7 @@ def _rate_region(region: str, code: str, municipal: Sequence[Rating], regional: 
                f"{neutral:.0%} neutral."]
     _support_lines(body_nl, body_en, rating, sources_for, sources_against, stability, len(respondents))
     if all_fragments:
-        body_nl.append(f"Praktijk: {_tone(score_practice, rules, 'nl')} ({_num(score_practice, 'nl')}); "
-                       f"aanbod: {_tone(score_provision, rules, 'nl')} ({_num(score_provision, 'nl')}).")
-        body_en.append(f"Practice: {_tone(score_practice, rules, 'en')} ({_num(score_practice, 'en')}); "
-                       f"provision: {_tone(score_provision, rules, 'en')} ({_num(score_provision, 'en')}).")
+        _facet_lines(body_nl, body_en, score_practice, score_provision, rules)
     body_nl.append(f"Per gemeente: {len(rated)} van {len(municipal)} gemeenten beoordeeld: {tally_nl}.")
     body_en.append(f"Per municipality: {len(rated)} of {len(municipal)} municipalities rated: {tally_en}.")
     if scores:
@@ -353,6 +348,23 @@ def _rate_region(region: str, code: str, municipal: Sequence[Rating], regional: 
         n_sources=round(balance.n_sources, 4), sources_for=sources_for, sources_against=sources_against,
         stability=stability,
     )
+
+
+Cells = dict[tuple[str, str], list[_Fragment]]
+
+
+def _cells(pairs: Iterable[tuple[str, _Fragment]], wanted: Container[str]) -> tuple[Cells, Cells]:
+    """The fragments of the ``wanted`` codes by ``(municipality, code)``, and those about a
+    region as a whole by ``(region, code)``."""
+    by_cell: Cells = defaultdict(list)
+    regional: Cells = defaultdict(list)
+    for code, fragment in pairs:
+        if code in wanted:
+            if fragment.about_region:
+                regional[(fragment.region, code)].append(fragment)
+            else:
+                by_cell[(fragment.municipality, code)].append(fragment)
+    return by_cell, regional
 
 
 def _places(pairs: Iterable[tuple[str, _Fragment]], answers: dict[tuple[str, str], list[_Answer]],
@@ -425,15 +437,7 @@ def rate_incentives(codings: pd.DataFrame | CodedFragments, codebook: Codebook, 
     regions = dict(regions or {})
     pairs = codings.pairs if isinstance(codings, CodedFragments) else _fragments(codings, codebook, rules, regions)
     answers = _answers(questionnaire)
-    incentives = set(codebook.incentives)
-    by_cell: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
-    regional: dict[tuple[str, str], list[_Fragment]] = defaultdict(list)
-    for code, fragment in pairs:
-        if code in incentives:
-            if fragment.about_region:
-                regional[(fragment.region, code)].append(fragment)
-            else:
-                by_cell[(fragment.municipality, code)].append(fragment)
+    by_cell, regional = _cells(pairs, set(codebook.incentives))
     places = _places(pairs, answers, regions, rules.region.default_name)
     region_of = {m: region for region, members in places.items() for m in members}
     ratings: list[Rating] = []

@@ -62,6 +62,15 @@ def _source_lines(body_nl: list[str], body_en: list[str], names: tuple[str, str]
         body_en.append(f"{names[1]} ({codes}): {_tone(score, rules, 'en')}.")
 
 
+def _facet_lines(body_nl: list[str], body_en: list[str], score_practice: float | None,
+                 score_provision: float | None, rules: RatingRules) -> None:
+    """Append the tone of practice and of provision, side by side."""
+    body_nl.append(f"Praktijk: {_tone(score_practice, rules, 'nl')} ({_num(score_practice, 'nl')}); "
+                   f"aanbod: {_tone(score_provision, rules, 'nl')} ({_num(score_provision, 'nl')}).")
+    body_en.append(f"Practice: {_tone(score_practice, rules, 'en')} ({_num(score_practice, 'en')}); "
+                   f"provision: {_tone(score_provision, rules, 'en')} ({_num(score_provision, 'en')}).")
+
+
 def _questionnaire_lines(body_nl: list[str], body_en: list[str], answers: Sequence[_Answer]) -> None:
     if answers:
         counts = ", ".join(_questionnaire_cite(answers))

@@ -473,6 +473,7 @@ def write_report(out_dir: Path | str, ratings: Sequence[Rating], codebook: Codeb
     options = {"context": context, "differences": differences, "codings": codings, "fictional": fictional,
                "region_name": region_name}
     html_path, md_path, xlsx_path = out_dir / f"{stem}.html", out_dir / f"{stem}.md", out_dir / f"{stem}.xlsx"
+    # options are the keyword arguments both renderers share; mypy types a dict's values as one union
     html_path.write_text(render_html(ratings, codebook, provenance, **options), encoding="utf-8")  # type: ignore[arg-type]
     md_path.write_text(render_markdown(ratings, codebook, provenance, **options), encoding="utf-8")  # type: ignore[arg-type]
     workbook = Workbook()

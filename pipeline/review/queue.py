@@ -437,9 +437,9 @@ def export_review_csv(store: Store, path: Path) -> int:
     items = store.list_review_items()
     utterances = store.utterances_by_id(item.utterance_id for item in items)
     standing: dict[str, ReviewDecision] = {}
-    for decision in reversed(store.list_review_decisions(limit=None)):
-        if decision.action in ("accept", "correct", "skip") and not decision.undone:
-            standing[decision.item_id] = decision
+    for made in reversed(store.list_review_decisions(limit=None)):
+        if made.action in ("accept", "correct", "skip") and not made.undone:
+            standing[made.item_id] = made
     by_model: dict[str, list[str]] = {}
     for item in items:
         by_model.setdefault(item.model_id, []).append(item.utterance_id)

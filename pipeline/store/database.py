@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -26,9 +26,9 @@ from pipeline.records import Annotation, Coding, Prediction, Transcript, Utteran
 from pipeline.store.fragments import FragmentQueries
 from pipeline.store.questionnaire import QuestionnaireQueries
 from pipeline.store.review import ReviewQueries, UserQueries
+from pipeline.store.rows import _utterance_from_row, _utterance_row, chunks, now
 from pipeline.store.runs import RunQueries
 from pipeline.store.sessions import SessionQueries
-from pipeline.store.rows import _utterance_from_row, _utterance_row, now
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # DB-API objects: untyped
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -161,18 +161,18 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
         old_positions: dict[str, str] = {}
         used: dict[str, int] = {}
         n_kept = 0
-        for row in old_rows:
-            candidates = new_by_text.get(row["text"])
+        for old in old_rows:
+            candidates = new_by_text.get(old["text"])
             if not candidates:
                 continue
-            if row["utterance_id"] not in old_positions:
-                index = used.get(row["text"], 0)
+            if old["utterance_id"] not in old_positions:
+                index = used.get(old["text"], 0)
                 if index >= len(candidates):
                     continue
-                old_positions[row["utterance_id"]] = candidates[index]
-                used[row["text"]] = index + 1
-            target = old_positions[row["utterance_id"]]
-            values = {k: row[k] for k in ("code", "direction", "facet", "annotator", "origin", "codebook_version", "created_at")}
+                old_positions[old["utterance_id"]] = candidates[index]
+                used[old["text"]] = index + 1
+            target = old_positions[old["utterance_id"]]
+            values = {k: old[k] for k in ("code", "direction", "facet", "annotator", "origin", "codebook_version", "created_at")}
             exists = connection.execute(sa.select(a.c.id).where(
                 a.c.utterance_id == target, a.c.code == values["code"], a.c.annotator == values["annotator"],
                 a.c.origin == values["origin"])).first()
@@ -224,8 +224,8 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
         ids = list(ids)
         found: dict[str, Utterance] = {}
         with self.engine.connect() as connection:
-            for chunk in range(0, len(ids), 500):
-                for row in connection.execute(sa.select(u).where(u.c.id.in_(ids[chunk:chunk + 500]))).mappings():
+            for chunk in chunks(ids, 500):
+                for row in connection.execute(sa.select(u).where(u.c.id.in_(chunk))).mappings():
                     found[row["id"]] = _utterance_from_row(row)
         return found
 
@@ -315,15 +315,15 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
         if not rows:
             return 0
         by_model: dict[str, list[str]] = {}
-        for row in rows:
-            by_model.setdefault(row["model_id"], []).append(row["utterance_id"])
+        for prediction in predictions:
+            by_model.setdefault(prediction.model_id, []).append(prediction.utterance_id)
         with self.transaction() as connection:
             # one DELETE per 500 utterances, not one per utterance (issue 8)
             for model_id, utterance_ids in by_model.items():
                 unique = list(dict.fromkeys(utterance_ids))
-                for start in range(0, len(unique), 500):
+                for chunk in chunks(unique, 500):
                     connection.execute(p.delete().where(p.c.model_id == model_id,
-                                                        p.c.utterance_id.in_(unique[start : start + 500])))
+                                                        p.c.utterance_id.in_(chunk)))
             if connection.dialect.name == "sqlite":
                 # plain tuples through the driver: SQLAlchemy's per-row processing was most of
                 # the classify stage's own time (issue 8)
@@ -331,8 +331,8 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
                 statement = f"INSERT INTO {p.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
                 connection.exec_driver_sql(statement, [tuple(row[c] for c in columns) for row in rows])
             else:
-                for start in range(0, len(rows), 1000):
-                    connection.execute(p.insert(), rows[start : start + 1000])
+                for batch in chunks(rows, 1000):
+                    connection.execute(p.insert(), batch)
         return len(rows)
 
     def predicted_utterance_ids(self, model_id: str) -> set[str]:
@@ -341,7 +341,7 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
         with self.engine.connect() as connection:
             return set(connection.execute(sa.select(p.c.utterance_id).where(p.c.model_id == model_id).distinct()).scalars())
 
-    def _unpredicted(self, model_id: str):  # type: ignore[no-untyped-def]
+    def _unpredicted(self, model_id: str) -> sa.ColumnElement[bool]:
         p, u = self.predictions, self.utterances
         return ~sa.exists().where(p.c.utterance_id == u.c.id, p.c.model_id == model_id)
 
@@ -402,7 +402,7 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
             rows = [tuple(row) for query in self._codings_queries(model_id) for row in connection.execute(query)]
         return pd.DataFrame(rows, columns=CODINGS_FRAME_COLUMNS)
 
-    def _codings_queries(self, model_id: str | None) -> list[sa.Select]:  # type: ignore[type-arg]
+    def _codings_queries(self, model_id: str | None) -> list[sa.Select[Any]]:
         a, p, u, t = self.annotations, self.predictions, self.utterances, self.transcripts
         meta = (u.c.id.label("utterance_id"), u.c.transcript_id, u.c.municipality, u.c.respondent, u.c.role, u.c.text)
         human = (sa.select(*meta, a.c.code, a.c.direction, a.c.facet, sa.literal(1.0).label("weight"),
@@ -459,8 +459,7 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
             names = list(connection.execute(
                 sa.select(u.c.municipality).join(t, t.c.id == u.c.transcript_id).where(t.c.status == "active")
                 .distinct().order_by(u.c.municipality)).scalars())
-        for start in range(0, len(names), municipalities_per_frame):
-            chunk = names[start : start + municipalities_per_frame]
+        for chunk in chunks(names, municipalities_per_frame):
             with self.engine.connect() as connection:
                 rows = [tuple(row) for query in self._codings_queries(model_id)
                         for row in connection.execute(query.where(u.c.municipality.in_(chunk)))]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.store.rows import now
+from pipeline.store.rows import chunks, now
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,17 +55,17 @@ class QuestionnaireQueries:
         stamp = now()
         with self.transaction() as connection:
             existing: dict[tuple[str, str], sa.RowMapping] = {}
-            for start in range(0, len(respondents), 500):
-                query = sa.select(q).where(q.c.respondent.in_(respondents[start : start + 500]))
+            for chunk in chunks(respondents, 500):
+                query = sa.select(q).where(q.c.respondent.in_(chunk))
                 for row in connection.execute(query).mappings():
                     existing[(row["respondent"], row["item"])] = row
-            new_rows = []
+            new_rows: list[dict[str, object]] = []
             for key, values in wanted.items():
-                row = existing.get(key)
-                if row is None:
+                stored = existing.get(key)
+                if stored is None:
                     new_rows.append({**values, "imported_at": stamp})
-                elif any(row[name] != values[name] for name in compared):
-                    connection.execute(q.update().where(q.c.id == row["id"]).values(**values, imported_at=stamp))
+                elif any(stored[name] != values[name] for name in compared):
+                    connection.execute(q.update().where(q.c.id == stored["id"]).values(**values, imported_at=stamp))
                     updated += 1
             if new_rows:
                 connection.execute(q.insert(), new_rows)

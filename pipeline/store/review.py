@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from pipeline.errors import ReviewConflictError, ReviewItemNotFoundError, UserExistsError
 from pipeline.records import (MANUAL_MODEL_ID, Coding, Prediction, ReviewDecision, ReviewItem, ReviewStatus, User,
                               UserRole, Utterance)
-from pipeline.store.rows import _codings_from_json, _codings_json, _utterance_from_row, narrow_review_items
+from pipeline.store.rows import _codings_from_json, _codings_json, _utterance_from_row, chunks, inserted_id, narrow_review_items
 
 
 class UserQueries:
@@ -93,9 +93,9 @@ class ReviewQueries:
         with self.transaction() as connection:
             ids = [item.item_id for item in items]
             existing: dict[str, str] = {}
-            for start in range(0, len(ids), 500):
+            for chunk in chunks(ids, 500):
                 existing.update(connection.execute(
-                    sa.select(r.c.id, r.c.status).where(r.c.id.in_(ids[start:start + 500]))).tuples().all())
+                    sa.select(r.c.id, r.c.status).where(r.c.id.in_(chunk))).tuples().all())
             new_rows = []
             for item in items:
                 values = {"priority": item.priority, "reasons": json.dumps(list(item.reasons)),
@@ -107,8 +107,8 @@ class ReviewQueries:
                                      **values})
                 elif status == ReviewStatus.PENDING:
                     connection.execute(r.update().where(r.c.id == item.item_id).values(**values))
-            for start in range(0, len(new_rows), 1000):  # one multi-row insert per 1000 items (issue 8)
-                connection.execute(r.insert(), new_rows[start : start + 1000])
+            for batch in chunks(new_rows, 1000):  # one multi-row insert per 1000 items (issue 8)
+                connection.execute(r.insert(), batch)
             n_new = len(new_rows)
         return n_new
 
@@ -123,9 +123,9 @@ class ReviewQueries:
         n_retired = 0
         open_statuses = (ReviewStatus.PENDING.value, ReviewStatus.CLAIMED.value)
         with self.transaction() as connection:
-            for start in range(0, len(ids), 500):
+            for chunk in chunks(ids, 500):
                 rows = connection.execute(sa.select(r.c.id, r.c.utterance_id, r.c.status, r.c.version).where(
-                    r.c.utterance_id.in_(ids[start:start + 500]), r.c.model_id != keep_model_id,
+                    r.c.utterance_id.in_(chunk), r.c.model_id != keep_model_id,
                     r.c.status.in_(open_statuses))).all()
                 for row in rows:
                     result = connection.execute(r.update().where(r.c.id == row.id, r.c.version == row.version).values(
@@ -147,8 +147,8 @@ class ReviewQueries:
         ids = list(ids)
         found: dict[str, ReviewItem] = {}
         with self.engine.connect() as connection:
-            for start in range(0, len(ids), 500):
-                for row in connection.execute(sa.select(r).where(r.c.id.in_(ids[start:start + 500]))).mappings():
+            for chunk in chunks(ids, 500):
+                for row in connection.execute(sa.select(r).where(r.c.id.in_(chunk))).mappings():
                     found[row["id"]] = self._review_item(row)
         return found
 
@@ -254,11 +254,11 @@ class ReviewQueries:
                 previous = self._replace_review_annotations(connection, before["utterance_id"], user, codings,
                                                             codebook_version, at)
             version_after = int(before["version"]) + 1
-            decision_id = connection.execute(d.insert().values(
+            decision_id = inserted_id(connection.execute(d.insert().values(
                 item_id=item_id, utterance_id=before["utterance_id"], action=action, user_name=user, at=at,
                 codings=_codings_json(codings), previous=None if previous is None else json.dumps(previous),
                 status_before=before["status"], status_after=status.value, version_after=version_after,
-                undone=False, note=note, codebook_version=codebook_version)).inserted_primary_key[0]
+                undone=False, note=note, codebook_version=codebook_version)))
         return ReviewDecision(int(decision_id), item_id, before["utterance_id"], action, user, at, tuple(codings),
                               before["status"], status.value, version_after, False, note, codebook_version)
 
@@ -290,12 +290,12 @@ class ReviewQueries:
                                                  json.loads(last["previous"] or "[]"))
             connection.execute(d.update().where(d.c.id == last["id"]).values(undone=True))
             version_after = int(last["version_after"]) + 1
-            undo_id = connection.execute(d.insert().values(
+            undo_id = inserted_id(connection.execute(d.insert().values(
                 item_id=last["item_id"], utterance_id=last["utterance_id"], action="undo", user_name=user, at=at,
                 codings=last["codings"], previous=None, status_before=last["status_after"],
                 status_after=ReviewStatus.CLAIMED.value, version_after=version_after, undone=False,
                 note=f"undid decision {last['id']} ({last['action']})",
-                codebook_version=last["codebook_version"])).inserted_primary_key[0]
+                codebook_version=last["codebook_version"])))
         return ReviewDecision(int(undo_id), last["item_id"], last["utterance_id"], "undo", user, at,
                               _codings_from_json(last["codings"]), last["status_after"], ReviewStatus.CLAIMED.value,
                               version_after, False, f"undid decision {last['id']} ({last['action']})",
@@ -350,8 +350,8 @@ class ReviewQueries:
         ids = list(dict.fromkeys(utterance_ids))
         found: dict[str, list[Prediction]] = {}
         with self.engine.connect() as connection:
-            for start in range(0, len(ids), 500):
-                query = (sa.select(p).where(p.c.model_id == model_id, p.c.utterance_id.in_(ids[start:start + 500]))
+            for chunk in chunks(ids, 500):
+                query = (sa.select(p).where(p.c.model_id == model_id, p.c.utterance_id.in_(chunk))
                          .order_by(p.c.utterance_id, p.c.probability.desc(), p.c.code))
                 for row in connection.execute(query).mappings():
                     found.setdefault(row["utterance_id"], []).append(Prediction(
@@ -370,8 +370,7 @@ class ReviewQueries:
         other: dict[str, list[Coding]] = {}
         decided: set[str] = set()
         with self.engine.connect() as connection:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
+            for chunk in chunks(ids, 500):
                 for row in connection.execute(sa.select(a.c.utterance_id, a.c.code, a.c.direction, a.c.facet, a.c.origin)
                                               .where(a.c.utterance_id.in_(chunk)).order_by(a.c.id)):
                     target = review if row.origin == "review" else other
@@ -393,8 +392,8 @@ class ReviewQueries:
                  .join(u, u.c.id == a.c.utterance_id).join(t, t.c.id == u.c.transcript_id)
                  .where(t.c.status == "active").group_by(u.c.municipality, a.c.code, a.c.direction))
         names = None if municipalities is None else sorted(set(municipalities))
-        queries = [query] if names is None else [query.where(u.c.municipality.in_(names[start:start + 500]))
-                                                 for start in range(0, len(names), 500)]
+        queries = [query] if names is None else [query.where(u.c.municipality.in_(chunk))
+                                                 for chunk in chunks(names, 500)]
         counts: dict[tuple[str, str], tuple[int, int]] = {}
         with self.engine.connect() as connection:
             for part in queries:

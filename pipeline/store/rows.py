@@ -7,12 +7,30 @@ mixins can all import it without a cycle.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
 from pipeline.records import Coding, Role, Speaker, Utterance
+
+S = TypeVar("S", bound=Sequence[Any])
+
+
+def chunks(items: S, size: int) -> Iterator[S]:
+    """``items`` in consecutive slices of at most ``size``: one statement per slice keeps an
+    ``IN (...)`` list or a multi-row insert under the database's parameter limits (issue 8)."""
+    for start in range(0, len(items), size):
+        yield cast(S, items[start : start + size])  # a slice of a list is a list, of a tuple a tuple
+
+
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT added."""
+    key = result.inserted_primary_key
+    if key is None:  # only for an INSERT of several rows, which the store never asks an id of
+        raise ValueError("the statement inserted no single row")
+    return int(key[0])
 
 
 def now() -> str:

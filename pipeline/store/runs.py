@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.store.rows import now
+from pipeline.store.rows import inserted_id, now
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
 
@@ -58,10 +58,10 @@ class RunQueries:
                                           settings=json.dumps(settings, default=str), pid=os.getpid(),
                                           host=socket.gethostname())
             )
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
-    def finish_run(self, run_id: int, status: str, summary: dict[str, object],
-                   ratings: list[dict[str, object]] | None = None) -> None:
+    def finish_run(self, run_id: int, status: str, summary: Mapping[str, object],
+                   ratings: Sequence[Mapping[str, object]] | None = None) -> None:
         """Record the end of a run, its summary and, for a run that rated, the ratings it wrote."""
         values: dict[str, object] = {"status": status, "finished_at": now(), "summary": json.dumps(summary, default=str)}
         if ratings is not None:

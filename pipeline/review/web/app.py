@@ -132,7 +132,7 @@ def create_app(
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
+        response: Response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
@@ -166,8 +166,9 @@ def create_app(
 
     def mine_of(user: User, after: str | None = None, only: review.ReviewFilter | None = None) -> list[ReviewItem]:
         """The model items ``user`` holds, within ``only`` (hand-coding items live on the transcript page)."""
-        narrow = (only or review.ReviewFilter()).as_kwargs()
-        return [i for i in store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name, **narrow)
+        only = only or review.ReviewFilter()
+        return [i for i in store.list_review_items([ReviewStatus.CLAIMED], claimed_by=user.name, municipality=only.municipality,
+                                                   respondent=only.respondent, code=only.code)
                 if i.model_id != MANUAL_MODEL_ID and i.item_id != after]
 
     @app.get("/login", response_class=HTMLResponse)

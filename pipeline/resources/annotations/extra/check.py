@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import unicodedata
+from typing import Any
 
 import yaml
 
@@ -34,16 +35,17 @@ FACETS = {"provision", "practice", None}
 FIELDS = {"id", "text", "code", "direction", "facet", "register"}
 
 
-def norm(text):
+def norm(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"[^\w\s]", " ", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
-def load_codebook(path):
+def load_codebook(path: str) -> tuple[dict[str, str | None], list[str]]:
     with open(path, encoding="utf-8") as f:
         cb = yaml.safe_load(f)
-    kinds, examples = {}, []
+    kinds: dict[str, str | None] = {}
+    examples: list[str] = []
     for c in cb["codes"]:
         kinds[c["id"]] = c.get("kind")
         for ex in c.get("examples") or []:
@@ -51,8 +53,8 @@ def load_codebook(path):
     return kinds, examples
 
 
-def load_seed(seed_dir):
-    texts = []
+def load_seed(seed_dir: str) -> list[str]:
+    texts: list[str] = []
     for p in sorted(glob.glob(os.path.join(seed_dir, "*.jsonl"))):
         with open(p, encoding="utf-8") as f:
             for line in f:
@@ -65,7 +67,7 @@ def load_seed(seed_dir):
     return texts
 
 
-def main():
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("file", nargs="?", default=os.path.join(HERE, "extra.jsonl"))
     ap.add_argument("--codebook", default=os.path.join(HERE, "..", "codebook", "garvin2008.yaml"))
@@ -75,16 +77,18 @@ def main():
 
     kinds, cb_examples = load_codebook(args.codebook)
     seed = load_seed(args.seed_dir)
-    forbidden = {}
+    forbidden: dict[str, str] = {}
     for t in cb_examples:
         forbidden.setdefault(norm(t), "codebook example")
     for t in seed:
         forbidden.setdefault(norm(t), "seed annotation")
     ref_norms = list(forbidden)
 
-    errors, warnings = [], []
-    ids, texts = set(), {}
-    items = []
+    errors: list[str] = []
+    warnings: list[str] = []
+    ids: set[object] = set()
+    texts: dict[str, object] = {}
+    items: list[dict[str, Any]] = []
     with open(args.file, encoding="utf-8") as f:
         for ln, line in enumerate(f, 1):
             if not line.strip():
@@ -157,8 +161,8 @@ def main():
     print(f"\nreference texts: {len(cb_examples)} codebook examples, {len(seed)} seed annotations")
     for w in warnings:
         print("WARNING:", w)
-    for e in errors:
-        print("ERROR:", e)
+    for message in errors:
+        print("ERROR:", message)
     print("FAIL" if errors else "OK", f"({len(errors)} errors, {len(warnings)} warnings)")
     return 1 if errors else 0
 

@@ -11,6 +11,8 @@ section; no chapter 3.4 item in the yardstick; unique ids; no text twice. Prints
 code x split. Exit status 1 when any error is found (coverage shortfalls are warnings)."""
 import argparse, collections, json, os, re, sys
 
+from typing import Any
+
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,10 +29,12 @@ REQUIRED = ["id", "text", "code", "direction", "facet", "section", "line", "spli
 MIN_YARDSTICK_PER_INCENTIVE = 5
 
 
-def thesis_stream(path):
+def thesis_stream(path: str) -> tuple[str, list[int]]:
     """Normalised thesis text (whitespace collapsed, 'woord-\\n vervolg' joined) and the
     1-based source line of every character."""
-    out, owner, prev_hyphen = [], [], False
+    out: list[str] = []
+    owner: list[int] = []
+    prev_hyphen = False
     with open(path, encoding="utf-8") as fh:
         for n, raw in enumerate(fh.read().split("\n"), start=1):
             t = re.sub(r"\s+", " ", raw).strip()
@@ -45,12 +49,12 @@ def thesis_stream(path):
     return "".join(out), owner
 
 
-def norm(s):
+def norm(s: str) -> str:
     s = re.sub(r"(?<=[^\W\d_])-\s*\n\s*(?=[^\W\d_])", "-", s)
     return re.sub(r"\s+", " ", s).strip()
 
 
-def main():
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("codebook", nargs="?", default=DEFAULT_CODEBOOK)
     ap.add_argument("--items", default=os.path.join(HERE, "items.jsonl"))
@@ -65,8 +69,11 @@ def main():
     incentives = [c["id"] for c in cb["codes"] if c["kind"] == "incentive"]
     stream, owner = thesis_stream(a.thesis)
 
-    errors, items = [], []
-    ids, texts, section_split = set(), {}, {}
+    errors: list[str] = []
+    items: list[dict[str, Any]] = []
+    ids: set[str] = set()
+    texts: dict[str, str] = {}
+    section_split: dict[str, str] = {}
     for n, raw in enumerate(open(a.items, encoding="utf-8"), start=1):
         if not raw.strip():
             continue
@@ -146,7 +153,7 @@ def main():
 
     # ---- counts
     counts = collections.Counter((it["code"], it["split"]) for it in items)
-    also_counts = collections.Counter()
+    also_counts: collections.Counter[tuple[str, str]] = collections.Counter()
     for it in items:
         for c in {it["code"], *it.get("also", [])}:
             also_counts[(c, it["split"])] += 1
@@ -171,8 +178,8 @@ def main():
                             f"(< {MIN_YARDSTICK_PER_INCENTIVE}); {also_counts[(c, 'yardstick')]} counting 'also'")
     for w in warnings:
         print("WARNING:", w)
-    for e in errors:
-        print("ERROR:", e)
+    for message in errors:
+        print("ERROR:", message)
     print("\nOK" if not errors else f"\n{len(errors)} error(s)")
     return 1 if errors else 0
 
