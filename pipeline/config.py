@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder (default: all cores).")
     device: str = Field("cpu", description="'cpu' or 'cuda' (sentence-transformers backend only).")
     review_threshold: float = Field(0.45, ge=0, le=1, description="Top probability under which an item goes to review (review.priority.MIN_CONFIDENCE).")
+    review_budget: int | None = Field(
+        None, ge=0, description="Review items handed out per night (claimed ones included); default 10% of the "
+                                "active utterances (review.plan.DEFAULT_BUDGET_SHARE).")
+    review_batch_size: int = Field(10, ge=1, description="Review items per batch: one sitting of an annotator.")
 
     @classmethod
     def settings_customise_sources(

@@ -4,6 +4,7 @@ ways to review: the web page (:mod:`pipeline.review.web`), the terminal and Labe
 """
 
 from pipeline.review.labelstudio import export_label_studio, import_label_studio
+from pipeline.review.plan import PlannedBatch, QueuePlan, batch_effect, diverse_batches, plan_review_queue, review_budget
 from pipeline.review.priority import Reason, Uncertainty, assess_uncertainty, evidence_impact, text_shingles
 from pipeline.review.queue import (
     Progress,
@@ -27,7 +28,8 @@ from pipeline.review.terminal import run_terminal_review
 from pipeline.review.users import add_user, authenticate, list_users
 
 __all__ = [
-    "Progress", "Reason", "ReviewContext", "Uncertainty", "accept", "add_user", "assess_uncertainty",
+    "PlannedBatch", "Progress", "QueuePlan", "Reason", "ReviewContext", "Uncertainty", "accept", "add_user",
+    "assess_uncertainty", "batch_effect", "diverse_batches", "plan_review_queue", "review_budget",
     "authenticate", "claim_next", "claim_one", "correct", "enqueue", "evidence_impact", "export_label_studio",
     "export_review_csv", "get_item", "import_label_studio", "item_context", "list_users", "progress",
     "review_annotations", "review_item_id", "run_terminal_review", "skip", "suggested_codings",

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.records import Annotation, Coding, Prediction, Transcript, Utterance
 from pipeline.store.questionnaire import QuestionnaireQueries
+from pipeline.store.nightly import NightlyQueries
 from pipeline.store.review import ReviewQueries, UserQueries
 from pipeline.store.rows import _utterance_from_row, _utterance_row, now
 
@@ -72,7 +73,7 @@ class StoredAnnotation:
     created_at: str
 
 
-class Store(UserQueries, ReviewQueries, QuestionnaireQueries):
+class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries):
     """Access to the codeer database. Create with :func:`open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -157,6 +158,9 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries):
             if active is not None:
                 connection.execute(t.update().where(t.c.id == active).values(
                     status="superseded", superseded_by=transcript.transcript_id))
+                # its open review items retire in the same transaction: none is ever handed out (issue 18)
+                self.retire_transcript_review_items(connection, active, user="codeer", at=now(),
+                                                    note=f"transcript superseded by {transcript.transcript_id}")
                 n_kept = self._carry_annotations(connection, active, transcript.transcript_id)
                 logger.info("%s: new version supersedes %s; %d annotation(s) kept on unchanged utterances",
                             transcript.source, active, n_kept)
