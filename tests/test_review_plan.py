@@ -186,3 +186,32 @@ def test_review_plan_demo_night_is_within_budget_and_starts_with_the_largest_eff
     assert all(mean[1] >= value for value in mean.values())
     assert min(i.priority for i in first) >= max(i.priority for i in waiting)
     assert all(item.effect for item in open_now) and queue["first_batch"]
+
+
+def test_review_plan_migration_0007_retires_items_left_on_superseded_transcripts(
+        sqlite_review_store, segmenter, review_interview_file: Path) -> None:
+    """Databases of an older codeer kept open items on superseded transcripts: the migration
+    retires them (and adds the batch and effect columns)."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from pipeline.corpus.ingest import ingest_file
+    from pipeline.store.database import MIGRATIONS
+
+    store = sqlite_review_store
+    old_ids = _queue_everything(store)
+    review_interview_file.write_text(review_interview_file.read_text(encoding="utf-8") + "\nRespondent: Nog iets.\n",
+                                     encoding="utf-8")
+    assert ingest_file(review_interview_file, "BQ-review.txt", store, segmenter).status == "changed"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+        # as an older codeer left them: open although their transcript is superseded
+        connection.execute(sa.text("UPDATE review_items SET status = 'pending'"))
+        command.upgrade(config, "head")
+    statuses = {item.utterance_id: item.status for item in store.list_review_items()}
+    assert {statuses[uid] for uid in old_ids} == {ReviewStatus.RETIRED}
+    assert all(item.batch is None and item.effect == "" for item in store.list_review_items())

@@ -15,9 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("review_items") as batch:
-        batch.add_column(sa.Column("batch", sa.Integer, nullable=True))
-        batch.add_column(sa.Column("effect", sa.Text, nullable=True))
+    # plain ALTER TABLE (no batch copy of the table): SQLite adds and, from 3.35, drops columns in
+    # place, and a table copy would trip over the review_decisions foreign key
+    op.add_column("review_items", sa.Column("batch", sa.Integer, nullable=True))
+    op.add_column("review_items", sa.Column("effect", sa.Text, nullable=True))
     # Items of transcripts superseded before this revision stayed claimable (issue 18): retire
     # them now, as superseding does from here on.
     op.execute(sa.text(
@@ -29,6 +30,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(sa.text("UPDATE review_items SET status = 'pending' WHERE status = 'waiting'"))
-    with op.batch_alter_table("review_items") as batch:
-        batch.drop_column("effect")
-        batch.drop_column("batch")
+    op.drop_column("review_items", "effect")
+    op.drop_column("review_items", "batch")
