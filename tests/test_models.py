@@ -11,7 +11,7 @@ import pytest
 import skops.io as sio
 
 from pipeline.coding.stack import Features
-from pipeline.coding.models import current_model_id, list_models, load_model_folder, make_current, resolve_model
+from pipeline.coding.models import current_model_id, load_model_folder, make_current, resolve_model
 from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
 
 
