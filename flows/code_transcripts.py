@@ -109,6 +109,22 @@ def classify_task(model_path: str, transcript_id: str, config: RunConfig) -> dic
 
 
 @task(**RETRY)
+def plan_review_task(model_path: str, config: RunConfig) -> dict[str, object]:
+    """Choose tonight's review queue: the budget, the items that can change a verdict first, diverse batches."""
+    from pipeline.codebook import load_codebook
+    from pipeline.rating import questionnaire_evidence_of, store_correction_effects
+    from pipeline.review import plan_review_queue
+
+    context = run_context(config)
+    loaded, store = context.model(model_path), context.store
+    effects = store_correction_effects(store, load_codebook(config.codebook_version), loaded.model_id,
+                                       questionnaire=questionnaire_evidence_of(store))
+    plan = plan_review_queue(store, effects, budget=config.review_budget, batch_size=config.review_batch_size)
+    return {"budget": plan.budget, "handed_out": plan.n_planned, "waiting": plan.n_waiting,
+            "batches": len(plan.batches), "first_batch": plan.batches[0].effect if plan.batches else ""}
+
+
+@task(**RETRY)
 def rate_task(model_path: str, config: RunConfig) -> dict[str, list[dict[str, Any]]]:
     """Rate from the store, write ratings and the report; return the ratings (``ratings``:
     municipality, code, rating) and those that moved since the last run that got to its end
@@ -124,6 +140,7 @@ def rate_task(model_path: str, config: RunConfig) -> dict[str, list[dict[str, An
         before = previous_ratings(out_dir)
     regions_file = context.paths.regions_file  # the same workspace file `codeer rate` reads
     result = rate_store(store, load_codebook(config.codebook_version), out_dir, model_id=loaded.model_id,
+                        model_card=loaded.card,
                         questionnaire=questionnaire_evidence_of(store), fictional=config.fictional,
                         region_name=config.region_name,
                         regions=read_regions(regions_file) if regions_file is not None else None)
@@ -200,6 +217,7 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
         if sources_by_id is None:
             sources_by_id = {t.transcript_id: t.source for t in context.store.list_transcripts()}
         failed.append(_failure(result, sources_by_id.get(transcript_id, transcript_id), "classify"))
+    queue = plan_review_task(model_path, config)
     rated = rate_task(model_path, config)
     return {
         "transcripts_new": sum(r.status == "new" for r in ingested),
@@ -212,6 +230,7 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
         "embedding_cache_hits": totals["n_cache_hits"],
         "utterances_classified": totals["n_classified"],
         "review_items_added": totals["n_review_added"],
+        "review_queue": queue,
         "ratings_changed": rated["changes"],
         "ratings": rated["ratings"],
         "model": context.model(model_path).model_id,
@@ -263,6 +282,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     for key in ("transcripts_new", "transcripts_changed", "transcripts_unchanged", "utterances_embedded",
                 "embedding_cache_hits", "utterances_classified", "review_items_added", "model"):
         lines.append(f"| {key} | {summary[key]} |")
+    queue = summary.get("review_queue")
+    if isinstance(queue, dict):
+        lines.append(f"| review queue tonight | {queue['handed_out']} of budget {queue['budget']} "
+                     f"({queue['waiting']} waiting) |")
     failed = summary["transcripts_failed"]
     lines += ["", f"**Failed: {len(failed)}**"] + [
         f"- `{Path(f['file']).name}` ({f['stage']}): {f['reason']}" for f in failed]
@@ -274,19 +297,29 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 @flow(name="retrain", persist_result=False)
 def retrain(config: RunConfig, force: bool = False) -> dict[str, Any]:
-    """Train on seed plus reviewed annotations, evaluate, promote only if not worse."""
+    """Train a challenger on seed plus reviewed annotations; it replaces the champion only when
+    it is not worse on the frozen held-out set (:mod:`pipeline.coding.promotion`). The decision,
+    both scores and the reason go to the run log (the ``runs`` table) and the model card."""
     from pipeline.codebook import load_codebook
     from pipeline.coding import TrainingConfig, reviewed_annotations, seed_annotations, train_model
 
     context = run_context(config)
     book = load_codebook(config.codebook_version)
-    records = seed_annotations(book) + reviewed_annotations(context.store, book)
-    with closing(context.open_cache()) as cache:
-        result = train_model(records, book, models_dir=context.paths.models_dir, cache=cache,
-                             config=TrainingConfig(encoder=config.encoder), force=force)
-    get_run_logger().info("%s: macro-F1 %s; %s", result.model_id, result.metrics["macro_f1"], result.reason)
-    return {"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"], "promoted": result.promoted,
-            "reason": result.reason}
+    run_id = context.store.begin_run("retrain", json.loads(config.model_dump_json()))
+    try:
+        records = seed_annotations(book) + reviewed_annotations(context.store, book)
+        with closing(context.open_cache()) as cache:
+            result = train_model(records, book, models_dir=context.paths.models_dir, cache=cache,
+                                 config=TrainingConfig(encoder=config.encoder), force=force)
+    except BaseException as err:
+        context.store.finish_run(run_id, "failed", {"error": type(err).__name__})
+        raise
+    promotion = result.decision.to_json() if result.decision is not None else None
+    summary = {"run_id": run_id, "model_id": result.model_id, "macro_f1": result.metrics["macro_f1"],
+               "promoted": result.promoted, "reason": result.reason, "promotion": promotion}
+    context.store.finish_run(run_id, "completed", summary)
+    get_run_logger().info("%s: %s", result.model_id, result.reason)
+    return summary
 
 
 @flow(name="nightly", persist_result=False)

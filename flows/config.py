@@ -40,6 +40,8 @@ class RunConfig(BaseModel):
     device: str = Field("cpu")
     batch_size: int = Field(2000, ge=1, description="Utterances per classification batch.")
     review_threshold: float = Field(0.45, ge=0, le=1)
+    review_budget: int | None = Field(None, ge=0, description="Review items per night; default 10% of the utterances.")
+    review_batch_size: int = Field(10, ge=1)
     window: int = Field(1, ge=1, le=10)
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")
@@ -76,6 +78,7 @@ class RunConfig(BaseModel):
                    database_url=settings.db,
                    codebook_version=settings.codebook_version, encoder_threads=settings.threads,
                    device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
+                   review_budget=settings.review_budget, review_batch_size=settings.review_batch_size,
                    encoder=settings.encoder, input_limits=settings.input_limits, **run_options)
 
     @property

@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(60, ge=1, description="Review page: a session unused this long ends (minutes).")
     session_max_hours: int = Field(8, ge=1, description="Review page: a session ends this long after login, used or not (hours).")
     trusted_proxies: list[str] = Field(default_factory=list, description="Review page: addresses of reverse proxies whose X-Forwarded-For is believed; empty: none.")
+    review_budget: int | None = Field(
+        None, ge=0, description="Review items handed out per night (claimed ones included); default 10% of the "
+                                "active utterances (review.plan.DEFAULT_BUDGET_SHARE).")
+    review_batch_size: int = Field(10, ge=1, description="Review items per batch: one sitting of an annotator.")
 
     @classmethod
     def settings_customise_sources(

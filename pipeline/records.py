@@ -186,6 +186,7 @@ class ReviewStatus(StrEnum):
     CORRECTED = "corrected"
     SKIPPED = "skipped"
     RETIRED = "retired"
+    WAITING = "waiting"  # open, but outside tonight's review budget: not handed out (issue 18)
 
 
 class UserRole(StrEnum):
@@ -222,6 +223,46 @@ class ReviewItem:
     claimed_until: str | None = None
     decided_by: str | None = None
     decided_at: str | None = None
+    batch: int | None = None  # the batch of tonight's queue it is planned in (1 = first); None: unplanned
+    effect: str = ""  # in plain words, what deciding it could do to the ratings
+
+
+@dataclass(frozen=True, slots=True)
+class RatingEffect:
+    """What a correction of one utterance's coding of one code could do to the verdict of its
+    municipality on that code (issue 18): the review queue puts such items first.
+
+    ``effect`` is 1 when some correction (the code removed, its direction turned, or the code
+    confirmed or added by a person) changes the verdict; otherwise ``move / (move + distance)``:
+    the largest score change a correction makes, against the distance of the score to the
+    nearest cut-off.
+    """
+
+    utterance_id: str
+    municipality: str
+    code: str
+    rating: str
+    score: float | None
+    distance: float | None
+    move: float
+    could_become: str | None
+    effect: float
+
+    def words(self) -> str:
+        """The effect in plain (Dutch) words, as the annotator reads it.
+
+        Examples
+        --------
+        >>> RatingEffect("u1", "Eschveld", "analyse", "matig", 0.3, 0.05, 0.1, "voldoende", 1.0).words()
+        'kan het oordeel over analyse in Eschveld veranderen van matig in voldoende'
+        """
+        if self.could_become is not None:
+            return (f"kan het oordeel over {self.code} in {self.municipality} veranderen van {self.rating} "
+                    f"in {self.could_become}")
+        if self.score is None or self.distance is None:
+            return f"verandert het oordeel over {self.code} in {self.municipality} ({self.rating}) niet"
+        return (f"verschuift de score van {self.code} in {self.municipality} ({self.rating}, {self.score:+.2f}) "
+                f"hooguit {self.move:.2f}; de grens ligt {self.distance:.2f} verder")
 
 
 @dataclass(frozen=True, slots=True)

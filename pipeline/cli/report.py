@@ -85,7 +85,8 @@ def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str,
     store = obj.store
     from pipeline.report import rate_store
 
-    return rate_store(store, book, out_dir, model_id=loaded.model_id, questionnaire=questionnaire_evidence_of(store),
+    return rate_store(store, book, out_dir, model_id=loaded.model_id, model_card=loaded.card,
+                      questionnaire=questionnaire_evidence_of(store),
                       report=report, fictional=fictional, regions=regions)
 
 

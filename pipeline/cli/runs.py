@@ -90,6 +90,10 @@ def run(obj: Context, folders: tuple[Path, ...], model_ref: str, fictional: bool
                f"{summary['utterances_classified']} utterances classified ({summary['utterances_embedded']} texts "
                f"embedded, {summary['embedding_cache_hits']} from cache); {summary['review_items_added']} review "
                f"item(s) added; {len(summary['ratings_changed'])} rating(s) changed; model {summary['model']}")
+    queue = summary.get("review_queue")
+    if isinstance(queue, dict) and queue.get("handed_out"):
+        click.echo(f"review queue tonight: {queue['handed_out']} item(s) of budget {queue['budget']} in "
+                   f"{queue['batches']} batch(es), {queue['waiting']} waiting; first batch {queue['first_batch']}")
     for item in failed:
         click.echo(f"FAILED ({item['reason']}) {item['error']}", err=True)
     click.echo(f"summary: {obj.settings.paths.reports_dir / 'run-summary.json'}")

@@ -21,12 +21,22 @@ from pipeline.coding.jobs import (
 )
 from pipeline.coding.models import LoadedModel, list_models, load_model_folder
 from pipeline.coding.predict import code_rows, coded_row_json
+from pipeline.coding.promotion import (
+    HeldOutScores,
+    HeldOutSet,
+    PromotionDecision,
+    decide_promotion,
+    heldout_set,
+    score_on_heldout,
+)
 from pipeline.coding.sources import RealItem, knowledge_set, yardstick_items
 from pipeline.coding.stack import Features
 from pipeline.coding.training import (
+    FittedCandidate,
     TrainingConfig,
     annotations_sha256,
     answer_key_round,
+    fit_candidate,
     holdout_annotations,
     load_or_train_current,
     review_round_scores,
@@ -41,6 +51,8 @@ from pipeline.coding.training import (
 __all__ = [
     "ClassifiedFile", "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "LoadedModel", "RealItem",
     "TrainingSet", "knowledge_set", "model_fitter", "yardstick_items",
+    "FittedCandidate", "HeldOutScores", "HeldOutSet", "PromotionDecision", "decide_promotion", "fit_candidate",
+    "heldout_set", "score_on_heldout",
     "TrainingConfig", "annotations_sha256", "answer_key_round", "check_encoder", "classify_file", "classify_pending", "classify_table",
     "code_rows", "coded_row_json", "embed_texts", "featurize", "fit_coding_model", "holdout_annotations",
     "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections", "open_encoder",

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import ConfigError
-from pipeline.hashing import text_hash
+from pipeline.hashing import folder_hash, text_hash
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ class UseEncoder:
 class SentenceTransformerEncoder:
     """Any sentence-transformers model: a folder on disk, or a hub name where a hub is reachable.
 
+    A folder's ``encoder_id`` ends in the first 12 hex digits of :func:`~pipeline.hashing.folder_hash`
+    (its weights and configuration), so the embedding cache never serves vectors of an earlier
+    model saved in the same folder; a ``label`` (a packaged model, named with its package
+    version) replaces the folder name and the hash.
+
     Torch's thread count is process-wide; set it with ``OMP_NUM_THREADS`` rather than here.
     """
 
@@ -123,8 +128,13 @@ class SentenceTransformerEncoder:
             raise ConfigError(f"the sentence-transformers model {self.name_or_path!r} does not say its embedding "
                               "dimension; give a model that produces fixed-size sentence embeddings.")
         self.dim = int(dim)
-        name = self.label or (Path(self.name_or_path).name if Path(self.name_or_path).exists() else self.name_or_path)
+        folder = Path(self.name_or_path)
+        name = self.label or (folder.name if folder.exists() else self.name_or_path)
         self.encoder_id = f"st-{package_version('sentence-transformers')}-{name.replace('/', '_')}"
+        if self.label is None and folder.is_dir():
+            # a folder is known by its content, not its name: a model retrained into the same
+            # folder must never reuse the old vectors of the embedding cache (issue 18)
+            self.encoder_id += f"-{folder_hash(folder)[:12]}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

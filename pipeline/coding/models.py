@@ -1,8 +1,8 @@
 """Trained models on disk: a folder per model with ``classifier.skops`` and a card.
 
 Loading never runs code: the skops file is checked against an explicit list of trusted types
-first. A workspace's ``models/CURRENT`` names the model in use; promotion only replaces it when
-the new model is not worse.
+first. A workspace's ``models/CURRENT`` names the model in use; :mod:`pipeline.coding.promotion`
+decides when a new model replaces it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ TRUSTED_TYPES = (
     "sklearn.linear_model._ridge.RidgeClassifier",
     "scipy.sparse._csr.csr_matrix",  # the prototypes' TF-IDF rows
 )
-PROMOTION_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,21 @@ def _yardstick_lines(real: dict[str, Any] | None) -> list[str]:
             f"needs review {review['share']} (precision {review['precision']})"]
 
 
+def _promotion_lines(card: dict[str, Any]) -> list[str]:
+    heldout, promotion = card.get("heldout"), card.get("promotion")
+    lines = []
+    if heldout:
+        lines.append(f"- frozen held-out set `{heldout['key']}`: {heldout['primary_name']} {heldout['primary']}; "
+                     f"yardstick macro-F1 {heldout.get('yardstick_macro_f1')}, demo hold-out macro-F1 "
+                     f"{heldout.get('holdout_macro_f1')}")
+    if promotion:
+        champion = promotion.get("champion") or {}
+        lines.append(f"- promotion: {'promoted' if promotion['promoted'] else 'not promoted'}; champion "
+                     f"{promotion.get('champion_id') or 'none'} ({champion.get('primary_name', '')} "
+                     f"{champion.get('primary', 'n/a')}); {promotion['reason']}")
+    return lines
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """A readable model card."""
     metrics = card.get("metrics", {})
@@ -99,6 +113,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- semi-supervised (self-training): {card.get('semi_supervised', False)}",
         *_yardstick_lines(metrics.get("yardstick")),
         f"- demo grouped-CV macro-F1 (folds by transcript): {metrics.get('macro_f1', 'n/a')}",
+        *_promotion_lines(card),
         f"- codes left out (too few examples): {', '.join(card.get('skipped_codes', [])) or 'none'}", "",
         "| code | n | threshold | F1 (grouped CV) |", "|---|---|---|---|",
     ]
@@ -197,27 +212,10 @@ def list_models(models_dir: Path) -> list[dict[str, Any]]:
     return cards
 
 
-def promote(models_dir: Path, candidate: LoadedModel | dict[str, Any], *, force: bool = False,
-            tolerance: float = PROMOTION_TOLERANCE) -> tuple[bool, str]:
-    """Make ``candidate`` current unless its grouped-CV macro-F1 is worse than the current
-    model's by more than ``tolerance``; ``force`` overrides. Returns ``(promoted, reason)``."""
-    card = candidate.card if isinstance(candidate, LoadedModel) else candidate
-    current = current_model_id(models_dir)
-    new_f1 = float(card["metrics"]["macro_f1"])
-    if current and current != card["model_id"] and (models_dir / current / "card.json").is_file():
-        old_card = json.loads((models_dir / current / "card.json").read_text(encoding="utf-8"))
-        old_f1 = float(old_card["metrics"]["macro_f1"])
-        comparable = old_card.get("evaluation_key") == card.get("evaluation_key")
-        if new_f1 < old_f1 - tolerance and not force:
-            return False, (f"kept {current}: the new model's grouped-CV macro-F1 {new_f1:.3f} is worse than "
-                           f"{old_f1:.3f} by more than {tolerance} (use --force to promote anyway)")
-        reason = f"promoted over {current} (macro-F1 {new_f1:.3f} vs {old_f1:.3f})"
-        if not comparable:
-            reason += "; note: evaluated on different annotation sets"
-        if force and new_f1 < old_f1 - tolerance:
-            reason = f"promoted by --force although macro-F1 {new_f1:.3f} < {old_f1:.3f}"
-    else:
-        reason = f"promoted (no current model; macro-F1 {new_f1:.3f})"
+def make_current(models_dir: Path, model_id: str) -> None:
+    """Write ``models/CURRENT``: the model the next runs code with. Whether a model deserves it
+    is decided in :mod:`pipeline.coding.promotion`."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    (models_dir / "CURRENT").write_text(card["model_id"] + "\n", encoding="utf-8")
-    return True, reason
+    temporary = models_dir / "CURRENT.tmp"
+    temporary.write_text(model_id + "\n", encoding="utf-8")
+    temporary.replace(models_dir / "CURRENT")  # a run starting meanwhile reads the old or the new id

@@ -26,10 +26,19 @@ from pipeline.coding.models import (
     LoadedModel,
     library_versions,
     load_model_folder,
+    make_current,
     new_model_id,
-    promote,
     resolve_model,
     save_model,
+)
+from pipeline.coding.promotion import (
+    PromotionDecision,
+    Scorer,
+    challenge_champion,
+    find_champion,
+    heldout_scorer,
+    heldout_set,
+    without_heldout,
 )
 from pipeline.corpus import annotation_files, read_annotations
 from pipeline.errors import ModelNotFoundError
@@ -137,23 +146,35 @@ class TrainResult:
     reason: str
     n_utterances: int
     seconds: float
+    decision: PromotionDecision | None = None
 
 
-def train_model(
+@dataclass(frozen=True)
+class FittedCandidate:
+    """A model fitted on all annotations, with its grouped-CV metrics: a challenger."""
+
+    model: CodingModel
+    metrics: dict[str, Any]
+    codes: list[str]
+    n_per_code: dict[str, int]
+    n_utterances: int
+    skipped_codes: list[str]
+    sources_sha256: str
+    encoder_name: str
+    encoder: Any
+
+
+def fit_candidate(
     annotations: Sequence[Annotation],
     codebook: Codebook,
     *,
-    models_dir: Path,
-    cache: EmbeddingCacheLike | None = None,
     config: TrainingConfig = TrainingConfig(),
+    cache: EmbeddingCacheLike | None = None,
     unlabelled: Sequence[tuple[str, str]] = (),
     encoder: Encoder | None = None,
-    force: bool = False,
     show_progress: bool = False,
-) -> TrainResult:
-    """Train on ``annotations``, measure grouped-CV scores, save the model folder with its
-    card, and promote it if it is not worse than the current model (or ``force``)."""
-    started = time.perf_counter()
+) -> FittedCandidate:
+    """Embed ``annotations``, measure grouped-CV scores and fit the model on all of them."""
     from pipeline.coding.embed import DEFAULT_ENCODER
 
     encoder_name = DEFAULT_ENCODER if config.encoder == "default" else config.encoder
@@ -175,21 +196,98 @@ def train_model(
     real = yardstick_report(model, codebook, encoder, cache=cache, baselines=False)
     if real is not None:
         metrics["yardstick"] = real["model"]
-    sha = annotations_sha256(annotations)
+    return FittedCandidate(model, metrics, list(data.codes),
+                           {c: int(n) for c, n in zip(data.codes, data.Y.sum(axis=0), strict=True)}, len(data.texts),
+                           skipped, sources_sha, encoder_name, encoder)
+
+
+def train_model(
+    annotations: Sequence[Annotation],
+    codebook: Codebook,
+    *,
+    models_dir: Path,
+    cache: EmbeddingCacheLike | None = None,
+    config: TrainingConfig = TrainingConfig(),
+    unlabelled: Sequence[tuple[str, str]] = (),
+    encoder: Encoder | None = None,
+    force: bool = False,
+    show_progress: bool = False,
+    search_dirs: Sequence[Path] = (PROJECT_MODELS,),
+    fit: Callable[..., FittedCandidate] | None = None,
+    scorer: Scorer | None = None,
+) -> TrainResult:
+    """Train a challenger on ``annotations``, save its folder with its card, and make it the
+    current model only when it beats the champion on the frozen held-out set
+    (:mod:`pipeline.coding.promotion`), or with ``force``.
+
+    Parameters
+    ----------
+    annotations : sequence of Annotation
+        Training annotations; any whose text is in the held-out set is left out.
+    codebook : Codebook
+    models_dir : Path
+        The workspace's models folder: the challenger is saved here, ``CURRENT`` names the winner.
+    cache : EmbeddingCache, optional
+    config : TrainingConfig
+    unlabelled : sequence of (text, question)
+        For semi-supervised training.
+    encoder : Encoder, optional
+        The loaded encoder of ``config.encoder`` (loaded here when not given).
+    force : bool
+        Promote even when the champion wins (the card says so).
+    show_progress : bool
+    search_dirs : sequence of Path
+        Where the champion is looked for after ``models_dir`` (default the packaged model), as
+        :func:`~pipeline.coding.models.resolve_model` looks for ``current``.
+    fit : callable, optional
+        ``fit(annotations, codebook, config=, cache=, unlabelled=, encoder=, show_progress=)``
+        returning a :class:`FittedCandidate` (default :func:`fit_candidate`).
+    scorer : callable, optional
+        ``scorer(model, card)`` returning its :class:`~pipeline.coding.promotion.HeldOutScores`
+        (default: scored with the card's encoder on :func:`~pipeline.coding.promotion.heldout_set`).
+
+    Returns
+    -------
+    TrainResult
+        With the :class:`~pipeline.coding.promotion.PromotionDecision` (both scores, the reason).
+    """
+    started = time.perf_counter()
+    heldout = heldout_set(codebook, holdout_annotations(codebook))
+    kept = without_heldout(annotations, heldout)
+    if len(kept) < len(annotations):
+        logger.warning("%d annotation(s) of held-out texts left out of training", len(annotations) - len(kept))
+    fitted = (fit or fit_candidate)(kept, codebook, config=config, cache=cache, unlabelled=unlabelled, encoder=encoder,
+                                    show_progress=show_progress)
+    model = fitted.model
+    sha = annotations_sha256(kept)
     model_id = new_model_id(codebook.version, sha)
     card = {
-        "model_id": model_id, "codebook_version": codebook.version, "encoder": encoder_name,
-        "encoder_id": encoder.encoder_id,
-        "encoder_dim": encoder.dim, "semi_supervised": config.semi_supervised, "model_format": model.model_format,
-        "config": asdict(config), "annotations_sha256": sha, "sources_sha256": sources_sha, "evaluation_key": sha,
-        "n_utterances": len(data.texts), "n_per_code": {c: int(n) for c, n in zip(data.codes, data.Y.sum(axis=0), strict=True)},
-        "skipped_codes": skipped, "thresholds": {c: round(float(t), 3) for c, t in zip(data.codes, model.thresholds, strict=True)},
-        "metrics": metrics, "libraries": library_versions(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data": "fictional demo corpus (annotations/seed)" if all(a.origin == "seed" for a in annotations) else "seed + reviewed",
+        "model_id": model_id, "codebook_version": codebook.version, "encoder": fitted.encoder_name,
+        "encoder_id": model.encoder_id,
+        "encoder_dim": getattr(fitted.encoder, "dim", None), "semi_supervised": config.semi_supervised,
+        "model_format": model.model_format,
+        "config": asdict(config), "annotations_sha256": sha, "sources_sha256": fitted.sources_sha256, "evaluation_key": sha,
+        "n_utterances": fitted.n_utterances, "n_per_code": fitted.n_per_code,
+        "skipped_codes": fitted.skipped_codes,
+        "thresholds": {c: round(float(t), 3) for c, t in zip(fitted.codes, model.thresholds, strict=True)},
+        "metrics": fitted.metrics, "libraries": library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": "fictional demo corpus (annotations/seed)" if all(a.origin == "seed" for a in kept) else "seed + reviewed",
     }
+    score = scorer or heldout_scorer(heldout, cache=cache, encoders={model.encoder_id: fitted.encoder})
+    challenger = score(model, card)
+    card["heldout"] = challenger.to_json()
+    decision = challenge_champion(model_id, challenger, find_champion(models_dir, search_dirs, codebook.version),
+                                  score)
+    if force and not decision.promote:
+        decision = replace(decision, promote=True, reason=f"promoted by --force although {decision.reason}")
+    card["promotion"] = decision.to_json()
     path = save_model(model, models_dir / model_id, card)
-    promoted, reason = promote(models_dir, card, force=force)
-    return TrainResult(model_id, path, metrics, skipped, promoted, reason, len(data.texts), time.perf_counter() - started)
+    if decision.promote:
+        make_current(models_dir, model_id)
+    logger.info("model %s: %s", model_id, decision.reason)
+    return TrainResult(model_id, path, fitted.metrics, fitted.skipped_codes, decision.promote, decision.reason,
+                       fitted.n_utterances, time.perf_counter() - started, decision)
 
 
 def seed_annotations(codebook: Codebook, paths: Sequence[Path] | None = None) -> list[Annotation]:
@@ -217,8 +315,11 @@ def unlabelled_pool(store: Store) -> list[tuple[str, str]]:
 
 def report_json(result: TrainResult) -> str:
     """A short JSON summary of a training run."""
-    return json.dumps({"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"],
-                       "promoted": result.promoted, "reason": result.reason}, indent=1)
+    summary: dict[str, Any] = {"model_id": result.model_id, "macro_f1": result.metrics["macro_f1"],
+                               "promoted": result.promoted, "reason": result.reason}
+    if result.decision is not None:
+        summary["promotion"] = result.decision.to_json()
+    return json.dumps(summary, indent=1)
 
 
 def review_round_scores(seed: Sequence[Annotation], rounds: Sequence[Sequence[Annotation]],
@@ -356,5 +457,5 @@ def load_or_train_current(
     records = training_annotations(book)
     with closing(open_cache()) if open_cache is not None else nullcontext() as cache:
         result = train_model(records, book, models_dir=models_dir, cache=cache, config=config,
-                             show_progress=show_progress)
+                             show_progress=show_progress, search_dirs=search_dirs)
     return load_model_folder(result.path, codebook_version=codebook_version), result

@@ -32,15 +32,13 @@ from pipeline.corpus.questionnaire_forms import (
 )
 from pipeline.corpus.segment import Segmenter, load_segmenter, segment_transcript
 from pipeline.corpus.tables import read_table, transcripts_from_table, utterance_json
+from pipeline.corpus.folders import find_skipped, find_sources, metadata_for
 from pipeline.corpus.transcripts import (
     INTERVIEWER_LABELS,
     RESPONDENT_LABELS,
     SourceMetadata,
     decode_bytes,
-    find_skipped,
-    find_sources,
     load_transcript,
-    metadata_for,
     parse_transcript,
 )
 

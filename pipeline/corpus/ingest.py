@@ -10,12 +10,10 @@ from tqdm import tqdm
 from pipeline.corpus.segment import Segmenter, segment_transcript
 from pipeline.config import InputLimits
 from pipeline.corpus.documents import DEFAULT_LIMITS
+from pipeline.corpus.folders import find_skipped, find_sources, metadata_for
 from pipeline.corpus.transcripts import (
     SourceMetadata,
-    find_skipped,
-    find_sources,
     load_transcript,
-    metadata_for,
     read_metadata,
 )
 from pipeline.errors import CodeerError

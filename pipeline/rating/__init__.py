@@ -27,13 +27,15 @@ from pipeline.rating.questionnaire_evidence import (
     summarise,
 )
 from pipeline.rating.rules import RatingRules, load_rating_rules, parse_rating_rules
+from pipeline.rating.sensitivity import correction_effects, store_correction_effects
 from pipeline.rating.thesis_check import ThesisCheck, check_against_thesis, thesis_codings, threshold_sensitivity
 from pipeline.rating.verdicts import Rating, rate_incentives
 
 __all__ = [
     "CODING_COLUMNS", "CONTEXT_VERDICTS", "CodedFragments", "ContextRating", "Differences", "IncentiveSpread",
     "LearningPair", "RATINGS", "Rating", "RatingRules", "agreement_with_answer_key",
-    "calibrate_on_seed", "calibrate_prediction_weight", "coded_fragments", "codings_from_annotations", "compare_municipalities",
+    "calibrate_on_seed", "calibrate_prediction_weight", "coded_fragments", "correction_effects",
+    "store_correction_effects", "codings_from_annotations", "compare_municipalities",
     "context_frame", "load_rating_rules", "out_of_fold_codings", "parse_rating_rules", "previous_ratings",
     "questionnaire_evidence", "questionnaire_evidence_of", "rate_context", "rate_incentives", "read_regions",
     "ThesisCheck", "check_against_thesis", "thesis_codings", "threshold_sensitivity",

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -76,7 +77,7 @@ QUOTE_COLUMNS = ["utterance_id", "code", "respondent", "text", "direction", "fac
 def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str,
                questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
                region_name: str = "de regio", municipalities_per_frame: int = 10,
-               regions: Mapping[str, str] | None = None) -> RateResult:
+               regions: Mapping[str, str] | None = None, model_card: Mapping[str, Any] | None = None) -> RateResult:
     """:func:`rate_codings` of the store's codings (:meth:`Store.codings_frame`), streamed.
 
     The codings are read a few municipalities at a time and each part is reduced to its
@@ -97,6 +98,8 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
         As for :func:`rate_codings`.
     municipalities_per_frame : int
         Municipalities read at a time.
+    model_card : mapping, optional
+        The model's card: the report names why this model codes (its promotion decision).
 
     Returns
     -------
@@ -112,7 +115,7 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
         rate_incentives,
         write_ratings,
     )
-    from pipeline.report.provenance import Provenance
+    from pipeline.report.provenance import Provenance, model_selection_line
     from pipeline.report.render import write_report
 
     rules = load_rating_rules()
@@ -143,7 +146,8 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
     if report:
         provenance = Provenance(model_id=model_id, codebook_version=codebook.version, rules_version=rules.version,
                                 n_transcripts=n["transcripts"], n_documents=n["documents"],
-                                n_utterances=n["utterances"], n_human=n["human"], n_predicted=n["predicted"])
+                                n_utterances=n["utterances"], n_human=n["human"], n_predicted=n["predicted"],
+                                model_selection=model_selection_line(model_card))
         codings = pd.concat(quotes, ignore_index=True) if quotes else pd.DataFrame(columns=QUOTE_COLUMNS)
         written = write_report(out_dir, ratings, codebook, provenance, context=context,
                                differences=compare_municipalities(ratings, rules), codings=codings,

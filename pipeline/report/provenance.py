@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -24,6 +26,7 @@ class Provenance:
     n_predicted: int = 0
     created_at: str = ""
     notes: str = ""
+    model_selection: str = ""  # why this model codes: the promotion decision on its card (issue 18)
 
 
 def provenance_from_codings(codings: pd.DataFrame, *, model_id: str, codebook_version: str, rules_version: str,
@@ -54,3 +57,23 @@ def provenance_from_codings(codings: pd.DataFrame, *, model_id: str, codebook_ve
 
 
 # ---------------------------------------------------------------------------------- shared pieces
+
+
+def model_selection_line(card: Mapping[str, Any] | None) -> str:
+    """One line on why the model codes: its promotion decision and held-out scores, from its
+    card (``promotion``, ``heldout``); empty for a card without them.
+
+    Examples
+    --------
+    >>> model_selection_line({"promotion": {"promoted": True, "reason": "promoted over m1: ..."}})
+    'promoted over m1: ...'
+    """
+    if not card:
+        return ""
+    promotion = card.get("promotion")
+    if promotion:
+        return str(promotion.get("reason", ""))
+    heldout = card.get("heldout")
+    if heldout:
+        return f"{heldout.get('primary_name', 'held-out score')} {heldout.get('primary')}"
+    return ""

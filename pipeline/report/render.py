@@ -258,7 +258,8 @@ def _context_html(context: Sequence[ContextRating], codebook: Codebook) -> str:
 
 
 def _provenance_rows(provenance: Provenance) -> list[tuple[str, str]]:
-    return [("Model", provenance.model_id), ("Codeboekversie", provenance.codebook_version),
+    return [("Model", provenance.model_id), ("Modelkeuze", provenance.model_selection or "–"),
+            ("Codeboekversie", provenance.codebook_version),
             ("Versie beoordelingsregels", provenance.rules_version),
             ("Interviews", str(provenance.n_transcripts)), ("Documenten", str(provenance.n_documents)),
             ("Gecodeerde fragmenten", str(provenance.n_utterances)),
@@ -344,7 +345,10 @@ def render_markdown(ratings: Sequence[Rating], codebook: Codebook, provenance: P
         lines += ["> **Let op:** gemaakt van een fictief demonstratiecorpus; gemeenten, respondenten en "
                   "uitspraken zijn verzonnen.", ""]
     lines += [f"Model {_md(provenance.model_id)}, codeboek {_md(provenance.codebook_version)}, regels "
-              f"{_md(provenance.rules_version)}.", "", "## Hoe lees je dit rapport?", "", _md(_HOW_TO_READ), "",
+              f"{_md(provenance.rules_version)}."]
+    if provenance.model_selection:
+        lines += ["", f"Modelkeuze: {_md(provenance.model_selection)}"]
+    lines += ["", "## Hoe lees je dit rapport?", "", _md(_HOW_TO_READ), "",
               "## 1. Overzicht: gemeente × prikkel", "",
               "V = voldoende, M = matig, O = onvoldoende, ? = onvoldoende bewijs.", "",
               "| prikkel | " + " | ".join(_md(m) for m in [*municipalities, *regions]) + " |",

@@ -6,7 +6,9 @@ review items. Annotators :func:`claim_next` items and :func:`accept`, :func:`cor
 transaction guarded by the item's version (optimistic locking), goes to the audit trail with
 who and when, and (accept, correct) becomes annotations of origin ``review`` that the next
 training run uses.
-How items are ordered (priority = uncertainty x impact) is in :mod:`pipeline.review.priority`.
+How items are ordered (priority = uncertainty x impact) is in :mod:`pipeline.review.priority`;
+which of them are handed out tonight (a budget, the expected effect on the ratings first, diverse
+batches) is decided by :func:`pipeline.review.plan.plan_review_queue` after each run.
 """
 
 from __future__ import annotations

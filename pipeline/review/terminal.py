@@ -11,6 +11,7 @@ from pipeline.codebook import Codebook
 from pipeline.errors import CodeerError, ReviewConflictError, ReviewInputError
 from pipeline.records import Coding, Prediction, ReviewItem
 from pipeline.review import queue as review
+from pipeline.review.plan import batch_effect
 from pipeline.store import Store
 
 HELP = "a accept · c correct · s skip · u undo · j next · k previous · q quit"
@@ -57,6 +58,8 @@ def _show(echo: Callable[..., None], context: review.ReviewContext, codebook: Co
     echo("")
     echo(click.style(f"[{position}] {utterance.respondent} · {utterance.municipality} · {utterance.role}"
                      f" · priority {item.priority:.3f} · {', '.join(item.reasons)}", bold=True))
+    if item.effect:
+        echo(f"effect op de oordelen: {item.effect}")
     if utterance.question:
         echo(click.style(f"Onderzoeker: {utterance.question}", italic=True))
     for neighbour in context.before:
@@ -99,6 +102,8 @@ def run_terminal_review(
                 if not items:
                     echo("The queue is empty. Thank you!")
                     return n_decisions
+            if index == 0:  # a new batch: what deciding it could do to the ratings (issue 18)
+                echo(click.style(f"Deze reeks: {batch_effect(items)}", fg="magenta"))
             context = review.item_context(store, items[index].item_id)
             numbered = _show(echo, context, codebook, f"{index + 1}/{len(items)}", review.progress(store, user))
             choice = prompt("decision", default="a", show_default=True).strip().lower()

@@ -5,11 +5,10 @@ query module per concept (review, questionnaires); all SQL lives in this package
 from pipeline.store.database import (
     CODINGS_FRAME_COLUMNS,
     Store,
-    StoredAnnotation,
-    StoredTranscript,
     open_store,
     upgrade_schema,
 )
+from pipeline.store.rows import StoredAnnotation, StoredTranscript
 from pipeline.store.fragments import HumanCoding, TranscriptInfo
 from pipeline.store.rows import now
 

@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +24,9 @@ from sqlalchemy.engine import Connection, Engine
 from pipeline.records import Annotation, Coding, Prediction, Transcript, Utterance
 from pipeline.store.fragments import FragmentQueries
 from pipeline.store.questionnaire import QuestionnaireQueries
+from pipeline.store.nightly import NightlyQueries
 from pipeline.store.review import ReviewQueries, UserQueries
-from pipeline.store.rows import _utterance_from_row, _utterance_row, chunks, now
+from pipeline.store.rows import StoredAnnotation, StoredTranscript, _utterance_from_row, _utterance_row, chunks, now
 from pipeline.store.runs import RunQueries
 from pipeline.store.sessions import SessionQueries
 
@@ -46,37 +46,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # DB-API obje
     cursor.close()
 
 
-@dataclass(frozen=True, slots=True)
-class StoredTranscript:
-    """A transcript row without its text."""
-
-    transcript_id: str
-    source: str
-    municipality: str
-    respondent: str
-    role: str
-    kind: str
-    status: str
-    n_utterances: int
-    content_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredAnnotation:
-    """One annotation row: one code on one utterance by one annotator."""
-
-    utterance_id: str
-    transcript_id: str
-    code: str
-    direction: str
-    facet: str | None
-    annotator: str
-    origin: str
-    codebook_version: str
-    created_at: str
-
-
-class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, RunQueries, SessionQueries):
+class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries, FragmentQueries, RunQueries,
+            SessionQueries):
     """Access to the codeer database. Create with :func:`open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -143,6 +114,9 @@ class Store(UserQueries, ReviewQueries, QuestionnaireQueries, FragmentQueries, R
             if active is not None:
                 connection.execute(t.update().where(t.c.id == active).values(
                     status="superseded", superseded_by=transcript.transcript_id))
+                # its open review items retire in the same transaction: none is ever handed out (issue 18)
+                self.retire_transcript_review_items(connection, active, user="codeer", at=now(),
+                                                    note=f"transcript superseded by {transcript.transcript_id}")
                 n_kept = self._carry_annotations(connection, active, transcript.transcript_id)
                 logger.info("%s: new version supersedes %s; %d annotation(s) kept on unchanged utterances",
                             transcript.source, active, n_kept)

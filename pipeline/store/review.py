@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -65,6 +65,14 @@ class UserQueries:
         return [User(r["name"], UserRole(r["role"]), r["created_at"], bool(r["active"])) for r in rows]
 
 
+OPEN_STATUSES = (ReviewStatus.PENDING.value, ReviewStatus.CLAIMED.value, ReviewStatus.WAITING.value)
+
+
+def _queue_order(r: sa.Table) -> tuple[sa.ColumnElement[Any], ...]:
+    """Planned batches in turn, then unplanned items; highest priority first within them."""
+    return (sa.case((r.c.batch.is_(None), 1), else_=0), r.c.batch, r.c.priority.desc(), r.c.created_at, r.c.id)
+
+
 class ReviewQueries:
     """The review queue and its audit trail (migration 0003); a mixin of :class:`pipeline.store.database.Store`."""
 
@@ -105,7 +113,7 @@ class ReviewQueries:
                     new_rows.append({"id": item.item_id, "utterance_id": item.utterance_id, "model_id": item.model_id,
                                      "status": item.status.value, "version": 0, "created_at": item.created_at,
                                      **values})
-                elif status == ReviewStatus.PENDING:
+                elif status in (ReviewStatus.PENDING, ReviewStatus.WAITING):
                     connection.execute(r.update().where(r.c.id == item.item_id).values(**values))
             for batch in chunks(new_rows, 1000):  # one multi-row insert per 1000 items (issue 8)
                 connection.execute(r.insert(), batch)
@@ -121,7 +129,7 @@ class ReviewQueries:
         r, d = self.review_items, self.review_decisions
         ids = list(dict.fromkeys(utterance_ids))
         n_retired = 0
-        open_statuses = (ReviewStatus.PENDING.value, ReviewStatus.CLAIMED.value)
+        open_statuses = OPEN_STATUSES
         with self.transaction() as connection:
             for chunk in chunks(ids, 500):
                 rows = connection.execute(sa.select(r.c.id, r.c.utterance_id, r.c.status, r.c.version).where(
@@ -173,19 +181,23 @@ class ReviewQueries:
 
     def claimable_review_items(self, user: str, at: str, limit: int, *, municipality: str | None = None,
                                respondent: str | None = None, code: str | None = None) -> list[tuple[ReviewItem, str]]:
-        """Items ``user`` may claim, highest priority first, with their utterance text.
+        """Items ``user`` may claim, in queue order, with their utterance text.
 
-        Pending items, items whose claim expired before ``at``, and items ``user`` holds;
-        ``municipality``, ``respondent`` and ``code`` narrow them as in :meth:`list_review_items`.
+        Pending items, items whose claim expired before ``at``, and items ``user`` holds, of
+        active transcripts only; ``municipality``, ``respondent`` and ``code`` narrow them as in
+        :meth:`list_review_items`. Queue order: the planned batches in turn (see
+        :meth:`plan_review_items`), then unplanned items; within them the highest priority first.
         """
-        r, u = self.review_items, self.utterances
+        r, u, t = self.review_items, self.utterances, self.transcripts
         query = (
             sa.select(r, u.c.text.label("utterance_text")).join(u, u.c.id == r.c.utterance_id)
-            .where(sa.or_(r.c.status == ReviewStatus.PENDING.value,
+            .join(t, t.c.id == u.c.transcript_id)
+            .where(t.c.status == "active",  # a superseded transcript's items are never handed out (issue 18)
+                   sa.or_(r.c.status == ReviewStatus.PENDING.value,
                           sa.and_(r.c.status == ReviewStatus.CLAIMED.value,
                                   sa.or_(r.c.claimed_until < at, r.c.claimed_by == user))),
                    r.c.model_id != MANUAL_MODEL_ID)  # a hand-coding item belongs to its coder alone
-            .order_by(r.c.priority.desc(), r.c.created_at, r.c.id).limit(limit)
+            .order_by(*_queue_order(r)).limit(limit)
         )
         query = narrow_review_items(query, self.review_items, self.utterances, self.predictions,
                                     municipality, respondent, code)
@@ -198,11 +210,12 @@ class ReviewQueries:
         Taking over an expired claim (or a pending item) raises the version, so a decision
         prepared on the old claim can no longer land; renewing one's own claim does not.
         """
-        r = self.review_items
+        r, u, t = self.review_items, self.utterances, self.transcripts
+        active = sa.select(u.c.id).join(t, t.c.id == u.c.transcript_id).where(t.c.status == "active")
         with self.transaction() as connection:
             result = connection.execute(
                 r.update().where(
-                    r.c.id == item_id,
+                    r.c.id == item_id, r.c.utterance_id.in_(active),
                     sa.or_(r.c.status == ReviewStatus.PENDING.value,
                            sa.and_(r.c.status == ReviewStatus.CLAIMED.value,
                                    sa.or_(r.c.claimed_until < at, r.c.claimed_by == user))))
@@ -233,8 +246,8 @@ class ReviewQueries:
         an audit row. Raises :class:`ReviewConflictError` when the item was decided, retired,
         changed or claimed by someone else since ``expected_version``; nothing is written then.
         """
-        r, d, a = self.review_items, self.review_decisions, self.annotations
-        open_statuses = (ReviewStatus.PENDING.value, ReviewStatus.CLAIMED.value)
+        r, d = self.review_items, self.review_decisions
+        open_statuses = OPEN_STATUSES
         with self.transaction() as connection:
             before = connection.execute(sa.select(r).where(r.c.id == item_id)).mappings().first()
             if before is None:
@@ -467,7 +480,7 @@ class ReviewQueries:
             reasons=tuple(json.loads(row["reasons"] or "[]")), uncertainty=float(row["uncertainty"]),
             impact=float(row["impact"]), version=int(row["version"]), created_at=row["created_at"],
             claimed_by=row["claimed_by"], claimed_until=row["claimed_until"], decided_by=row["decided_by"],
-            decided_at=row["decided_at"])
+            decided_at=row["decided_at"], batch=row.get("batch"), effect=row.get("effect") or "")
 
     @staticmethod
     def _review_decision(row: sa.RowMapping) -> ReviewDecision:

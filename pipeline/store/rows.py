@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -16,6 +17,37 @@ import sqlalchemy as sa
 from pipeline.records import Coding, Role, Speaker, Utterance
 
 S = TypeVar("S", bound=Sequence[Any])
+
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTranscript:
+    """A transcript row without its text."""
+
+    transcript_id: str
+    source: str
+    municipality: str
+    respondent: str
+    role: str
+    kind: str
+    status: str
+    n_utterances: int
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnnotation:
+    """One annotation row: one code on one utterance by one annotator."""
+
+    utterance_id: str
+    transcript_id: str
+    code: str
+    direction: str
+    facet: str | None
+    annotator: str
+    origin: str
+    codebook_version: str
+    created_at: str
 
 
 def chunks(items: S, size: int) -> Iterator[S]:
@@ -66,9 +98,9 @@ def _codings_from_json(text: str | None) -> tuple[Coding, ...]:
 
 
 # the annotator's queue filters (issue 21) --------------------------------------------------
-def narrow_review_items(query: sa.Select, review_items: sa.Table, utterances: sa.Table,  # type: ignore[type-arg]
+def narrow_review_items(query: sa.Select[Any], review_items: sa.Table, utterances: sa.Table,
                         predictions: sa.Table, municipality: str | None, respondent: str | None,
-                        code: str | None) -> sa.Select:  # type: ignore[type-arg]
+                        code: str | None) -> sa.Select[Any]:
     """``query`` over ``review_items`` kept to one municipality, one respondent and/or one suggested code.
 
     An item suggests a code when its model predicts the code for the utterance or, where the

@@ -98,10 +98,15 @@ class RunQueries:
             found = connection.execute(query).scalar_one_or_none()
         return None if found is None else list(json.loads(found))
 
-    def list_runs(self, limit: int = 20) -> list[dict[str, object]]:
-        """The latest runs, newest first: id, kind, status, started_at, finished_at."""
+    def list_runs(self, kind: str | None = None, *, limit: int | None = None) -> list[dict[str, object]]:
+        """Recorded runs, oldest first (``kind``, e.g. ``retrain``; ``limit``: the latest so many),
+        with their summary parsed."""
         r = self.runs
+        query = sa.select(r.c.id, r.c.kind, r.c.status, r.c.started_at, r.c.finished_at, r.c.summary)
+        if kind is not None:
+            query = query.where(r.c.kind == kind)
         with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(r.c.id, r.c.kind, r.c.status, r.c.started_at, r.c.finished_at)
-                                      .order_by(r.c.id.desc()).limit(limit)).mappings().all()
-        return [dict(row) for row in rows]
+            rows = [dict(row) for row in connection.execute(query.order_by(r.c.id.desc()).limit(limit)).mappings()]
+        for row in rows:
+            row["summary"] = json.loads(str(row["summary"])) if row.get("summary") else None
+        return rows[::-1]
