@@ -110,7 +110,7 @@ def rate_task(model_path: str, config: RunConfig) -> list[dict[str, object]]:
     before = previous_ratings(out_dir)
     result = rate_store(store, load_codebook(config.codebook_version), out_dir, model_id=loaded.model_id,
                         questionnaire=questionnaire_evidence_of(store), fictional=config.fictional,
-                        region_name=config.region_name)
+                        region_name=config.region_name, model_card=loaded.card, review_url=config.review_url)
     return rating_changes(before, result.ratings)
 
 

@@ -42,6 +42,7 @@ class RunConfig(BaseModel):
     window: int = Field(1, ge=1, le=10)
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")
+    review_url: str | None = Field(None, description="The review web app's address; the report links fragments to it.")
     min_new_corrections: int = Field(20, ge=1, description="Retrain when at least this many reviewed corrections are new.")
     cache_dir: Path | None = Field(
         None, description="Embedding cache folder (default <home>/cache); on Dask workers of several machines a "
@@ -74,7 +75,7 @@ class RunConfig(BaseModel):
                    database_url=settings.db.get_secret_value() if settings.db else None,
                    codebook_version=settings.codebook_version, encoder_threads=settings.threads,
                    device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
-                   encoder=settings.encoder, **run_options)
+                   encoder=settings.encoder, review_url=settings.review_url, **run_options)
 
     @property
     def url(self) -> str:

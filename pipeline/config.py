@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder (default: all cores).")
     device: str = Field("cpu", description="'cpu' or 'cuda' (sentence-transformers backend only).")
     review_threshold: float = Field(0.45, ge=0, le=1, description="Top probability under which an item goes to review (review.priority.MIN_CONFIDENCE).")
+    review_url: str | None = Field(
+        None, pattern=r"^https?://\S+$",
+        description="Address of the review web app (codeer serve-review), e.g. http://localhost:8000: the report "
+                    "links each fragment to its place in the transcript there. Unset: the report names transcript and turn.")
 
     @classmethod
     def settings_customise_sources(
