@@ -93,16 +93,16 @@ def test_first_screen_states_checked_share_and_real_text_scores(tmp_path: Path) 
     first_screen = page[:page.index('<table class="heatmap">')]
     share = checked_share(ratings, fragment_index(codings))
     assert 0 < share.n_checked < share.n_fragments
-    expected = f"{round(100 * share.n_checked / share.n_fragments)} %"
+    expected = f"{round(100 * share.n_checked / share.n_fragments)}%"
     assert f'<span class="big">{expected}</span> van het bewijs is door een mens' in first_screen
     assert f"Een mens heeft {share.n_checked} van de {share.n_fragments} fragmenten" in first_screen
     quality = model_quality(_card())
-    top1 = f"{quality.yardstick_top1 * 100:.0f} %"
+    top1 = f"{quality.yardstick_top1 * 100:.0f}%"
     assert f"Op {quality.yardstick_n} echte zinnen uit de scriptie" in first_screen and top1 in first_screen
     assert "Gemaakt op" in first_screen and "4 december 2026, 14:27" in first_screen
     assert 'href="evaluatie.html"' in first_screen
     evaluation = files.evaluation.read_text(encoding="utf-8")
-    assert quality.model_id in evaluation and top1.replace(" %", "") in evaluation
+    assert quality.model_id in evaluation and top1.replace("%", "") in evaluation
 
 
 def test_every_cell_opens_its_fragments_with_source_and_confidence(tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def test_every_cell_opens_its_fragments_with_source_and_confidence(tmp_path: Pat
     body = page[page.index(f'id="{panel}"'):]
     body = body[:body.index("</details>")]
     assert body.count('<li class="fragment') == 3
-    assert "mens" in body and "model, zekerheid 90 %" in body  # who coded it, with the model's confidence
+    assert "mens" in body and "model, zekerheid 90%" in body  # who coded it, with the model's confidence
     assert "praktijk" in body and "aanbod" in body and "<cite>BE</cite>" in body
     assert "transcript t-BE, beurt 11" in body  # no web app address: transcript and turn, no link
     assert "Stabiliteit" in body

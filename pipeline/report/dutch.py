@@ -1,4 +1,4 @@
-"""Numbers and dates written the Dutch way in every report: a decimal comma, ``12 %``, ``4 december 2026``."""
+"""Numbers and dates written the Dutch way in every report: a decimal comma, ``12%``, ``4 december 2026``."""
 
 from __future__ import annotations
 
@@ -21,14 +21,15 @@ def nl_number(value: float | None, digits: int = 2, *, sign: bool = False) -> st
 
 
 def nl_percent(share: float | None, digits: int = 0) -> str:
-    """A share in [0, 1] as a Dutch percentage: ``79 %``, ``33,7 %``; ``–`` for None.
+    """A share in [0, 1] as a Dutch percentage: ``79%``, ``33,7%`` (no space, as the rationales write
+    it); ``–`` for None.
 
     >>> nl_percent(0.791), nl_percent(0.337, 1)
-    ('79 %', '33,7 %')
+    ('79%', '33,7%')
     """
     if share is None:
         return "–"
-    return f"{share * 100:.{digits}f}".replace(".", ",") + " %"
+    return f"{share * 100:.{digits}f}".replace(".", ",") + "%"
 
 
 def nl_date(moment: datetime) -> str:

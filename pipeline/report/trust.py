@@ -71,7 +71,7 @@ def model_quality(card: Mapping[str, Any]) -> ModelQuality:
 
 
 def checked_sentence(checked: CheckedShare) -> str:
-    """'Een mens heeft 412 van de 1930 fragmenten (21 %) ... gecontroleerd; ...'."""
+    """'Een mens heeft 412 van de 1930 fragmenten (21%) ... gecontroleerd; ...'."""
     if not checked.n_fragments:
         return "Er zijn geen gecodeerde fragmenten: de oordelen berusten alleen op de vragenlijst, als die er is."
     unchecked = checked.n_fragments - checked.n_checked
@@ -110,7 +110,7 @@ def stability_sentence(ratings: Sequence[Rating]) -> str:
     stable = sum(r.stability == 1.0 for r in judged)
     thin = sum(r.rating == "onvoldoende_bewijs" for r in ratings if r.level == "municipality")
     return (f"{stable} van de {len(judged)} oordelen per gemeente blijven gelijk als één bron wordt weggelaten "
-            f"(stabiliteit 100 %); {thin} cellen hebben onvoldoende bewijs. Klik op een cel voor de steun, de "
+            f"(stabiliteit 100%); {thin} cellen hebben onvoldoende bewijs. Klik op een cel voor de steun, de "
             "stabiliteit en de fragmenten.")
 
 
