@@ -149,22 +149,26 @@ def code_transcripts(config: RunConfig) -> dict[str, object]:
 
 
 def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dict[str, object]:
+    from pipeline.progress import progress, stage
+
     context = run_context(config)
+    shown = config.show_progress
     futures = [(path, ingest_task.submit(str(path), source, config)) for path, source in sources]
     ingested: list[IngestResult] = []
     failed: list[dict[str, object]] = []
-    for path, future in futures:
+    for path, future in progress(futures, "run: ingest", unit="file", enabled=shown):
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, IngestResult) and outcome.status != "failed":
             ingested.append(outcome)
         else:
             failed.append(_failure(outcome, str(path), "ingest"))
-    model_path = model_task(config)
-    pending = pending_task(model_path, config)
+    with stage("run: model", enabled=shown):
+        model_path = model_task(config)
+        pending = pending_task(model_path, config)
     classified = [(transcript_id, classify_task.submit(model_path, transcript_id, config)) for transcript_id in pending]
     totals = {"n_embedded": 0, "n_cache_hits": 0, "n_classified": 0, "n_review_added": 0}
     sources_by_id = None
-    for transcript_id, future in classified:
+    for transcript_id, future in progress(classified, "run: classify", unit="transcript", enabled=shown):
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, dict):
             for key in totals:
@@ -173,7 +177,8 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
         if sources_by_id is None:
             sources_by_id = {t.transcript_id: t.source for t in context.store.list_transcripts()}
         failed.append(_failure(outcome, sources_by_id.get(transcript_id, transcript_id), "classify"))
-    changes = rate_task(model_path, config)
+    with stage("run: ratings and report", enabled=shown):
+        changes = rate_task(model_path, config)
     return {
         "transcripts_new": sum(r.status == "new" for r in ingested),
         "transcripts_changed": sum(r.status == "changed" for r in ingested),

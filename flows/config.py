@@ -43,6 +43,8 @@ class RunConfig(BaseModel):
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")
     review_url: str | None = Field(None, description="The review web app's address; the report links fragments to it.")
+    show_progress: bool = Field(False, description="Report each stage's progress on stderr (a bar on a terminal, "
+                                                   "plain lines in a log).")
     min_new_corrections: int = Field(20, ge=1, description="Retrain when at least this many reviewed corrections are new.")
     cache_dir: Path | None = Field(
         None, description="Embedding cache folder (default <home>/cache); on Dask workers of several machines a "

@@ -80,12 +80,12 @@ def classify_pending(
     review items adds nothing twice."""
     import time
 
-    from tqdm import tqdm
+    from pipeline.progress import Progress
 
     stats = ClassifyStats()
     pending = store.iter_pending_utterances(loaded.model_id, transcript_id)
     thresholds = dict(zip(loaded.model.codes, map(float, loaded.model.thresholds), strict=True))
-    with tqdm(desc="classify", unit="utt", disable=not show_progress, leave=False) as bar:
+    with Progress("classify", unit="utt", enabled=show_progress) as bar:
         for batch in _batches(pending, batch_size):
             started = time.perf_counter()
             X, n_encoded, n_hits = featurize([u.text for u in batch], encoder, questions=[u.question for u in batch],
