@@ -80,7 +80,7 @@ class Progress:
             step = min(PLAIN_STEPS, self.n * PLAIN_STEPS // self.total)
             if step >= self._next_step and self.n < self.total:
                 self._next_step = step + 1
-                self._line(f"{self.desc}: {self.n}/{self.total} {self.unit} ({step * 100 // PLAIN_STEPS} %)")
+                self._line(f"{self.desc}: {self.n}/{self.total} {self.unit} ({step * 100 // PLAIN_STEPS}%)")
                 return
         if now - self._last_line >= PLAIN_EVERY_S:
             done = f"{self.n}/{self.total}" if self.total else str(self.n)
