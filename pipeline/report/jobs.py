@@ -33,12 +33,14 @@ class RateResult:
 def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, model_id: str,
                  questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
                  region_name: str = "de regio", regions: Mapping[str, str] | None = None,
-                 model_card: Mapping[str, Any] | None = None, review_url: str | None = None) -> RateResult:
+                 model_card: Mapping[str, Any] | None = None, review_url: str | None = None,
+                 created_at: str = "") -> RateResult:
     """Rate incentives and context from a codings table; write ratings.json/.csv and, with
     ``report``, the HTML, Markdown and Excel report. ``regions``: municipality -> region
     (:func:`pipeline.rating.read_regions`); a ``region`` column in ``codings`` works too.
     ``model_card``: the card of the model that coded (its real-text scores go on the report's
-    first screen and into the evaluation page); ``review_url``: the web app the fragments link to."""
+    first screen and into the evaluation page); ``review_url``: the web app the fragments link to;
+    ``created_at``: the report's date (ISO 8601; default now)."""
     from pipeline.rating import compare_municipalities, load_rating_rules, rate_context, rate_incentives, write_ratings
     from pipeline.report.provenance import provenance_from_codings
     from pipeline.report.render import write_report
@@ -50,7 +52,7 @@ def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, mo
     files = list(write_ratings(ratings, out_dir))
     if report:
         provenance = provenance_from_codings(codings, model_id=model_id, codebook_version=codebook.version,
-                                             rules_version=rules.version)
+                                             rules_version=rules.version, created_at=created_at)
         written = write_report(out_dir, ratings, codebook, provenance, context=context,
                                differences=compare_municipalities(ratings, rules), codings=codings,
                                fictional=fictional, region_name=region_name, review_url=review_url,
@@ -85,7 +87,7 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
                questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
                region_name: str = "de regio", municipalities_per_frame: int = 10,
                regions: Mapping[str, str] | None = None, model_card: Mapping[str, Any] | None = None,
-               review_url: str | None = None) -> RateResult:
+               review_url: str | None = None, created_at: str = "") -> RateResult:
     """:func:`rate_codings` of the store's codings (:meth:`Store.codings_frame`), streamed.
 
     The codings are read a few municipalities at a time and each part is reduced to its
@@ -102,7 +104,7 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
         Where ratings.json/.csv and the report are written.
     model_id : str
         Whose predictions are rated, beside the human annotations.
-    questionnaire, report, fictional, region_name, regions, model_card, review_url
+    questionnaire, report, fictional, region_name, regions, model_card, review_url, created_at
         As for :func:`rate_codings`.
     municipalities_per_frame : int
         Municipalities read at a time.
@@ -153,7 +155,8 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
     if report:
         provenance = Provenance(model_id=model_id, codebook_version=codebook.version, rules_version=rules.version,
                                 n_transcripts=n["transcripts"], n_documents=n["documents"],
-                                n_utterances=n["utterances"], n_human=n["human"], n_predicted=n["predicted"])
+                                n_utterances=n["utterances"], n_human=n["human"], n_predicted=n["predicted"],
+                                created_at=created_at)
         codings = pd.concat(quotes, ignore_index=True) if quotes else pd.DataFrame(columns=QUOTE_COLUMNS)
         written = write_report(out_dir, ratings, codebook, provenance, context=context,
                                differences=compare_municipalities(ratings, rules), codings=codings,
