@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # no display: the report is rendered in batch jobs and on
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from pipeline.codebook import Codebook  # noqa: E402
 from pipeline.rating import ContextRating, Rating  # noqa: E402
@@ -50,6 +51,17 @@ def _svg(figure: plt.Figure) -> str:
     text = re.sub(r' xmlns:(?:dc|cc|rdf)="[^"]*"', "", text)
     # drop the fixed size in pt: the viewBox keeps the proportions, CSS sets the width
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)
+
+
+def _dutch_scores(axes: plt.Axes) -> None:
+    """A score axis from −1 to +1 with Dutch tick labels (decimal comma) and a legend below the plot."""
+    axes.set_xlim(-1.05, 1.05)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}".replace("-", "−").replace(".", ",")))
+
+
+def _legend_below(axes: plt.Axes, n_rows: int, ncol: int) -> None:
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.2 / max(4, n_rows)), ncol=ncol, frameon=False,
+                fontsize=8)
 
 
 def _incentives(ratings: Sequence[Rating], codebook: Codebook) -> list[str]:
@@ -109,7 +121,7 @@ def score_distribution_chart(ratings: Sequence[Rating], codebook: Codebook) -> C
         axes.axvline(0, color="#bbb", linewidth=0.8, zorder=1)
         axes.set_yticks(range(len(codes)), [codebook[c].label_nl for c in codes])
         axes.invert_yaxis()
-        axes.set_xlim(-1.05, 1.05)
+        _dutch_scores(axes)
         axes.set_xlabel("score (−1 belemmerend … +1 stimulerend)")
         return Chart("grafiek-scores", "Scores per prikkel",
                      "Elke stip is één gemeente (kleur = oordeel); het zwarte streepje is de regio. "
@@ -142,9 +154,9 @@ def practice_provision_chart(ratings: Sequence[Rating], codebook: Codebook) -> C
         axes.axvline(0, color="#888", linewidth=0.8)
         axes.set_yticks(y, [codebook[c].label_nl for c, _, _ in rows])
         axes.invert_yaxis()
-        axes.set_xlim(-1.05, 1.05)
+        _dutch_scores(axes)
         axes.set_xlabel("gemiddelde score over de gemeenten")
-        axes.legend(loc="lower right", frameon=False, fontsize=8)
+        _legend_below(axes, len(rows), 2)
         return Chart("grafiek-praktijk", "Praktijk tegenover aanbod",
                      "Waar het aanbod positief is maar de praktijk niet, is er ruimte die niet wordt gebruikt; "
                      "de praktijk weegt in het oordeel zwaarder.", _svg(figure))
@@ -173,9 +185,9 @@ def roles_chart(ratings: Sequence[Rating], codebook: Codebook,
         axes.axvline(0, color="#888", linewidth=0.8)
         axes.set_yticks(y, [codebook[c].label_nl for c in codes])
         axes.invert_yaxis()
-        axes.set_xlim(-1.05, 1.05)
+        _dutch_scores(axes)
         axes.set_xlabel("balans van de fragmenten (+1 alle positief, −1 alle negatief)")
-        axes.legend(loc="lower right", frameon=False, fontsize=8)
+        _legend_below(axes, len(codes), 2)
         return Chart("grafiek-rollen", "Managers en beleidsmedewerkers naast elkaar",
                      "Managers zijn vaak milder over hun eigen leiderschap; een groot verschil trekt een oordeel "
                      "naar matig.", _svg(figure))
@@ -201,8 +213,7 @@ def context_chart(context: Sequence[ContextRating], codebook: Codebook) -> Chart
         axes.invert_yaxis()
         axes.set_xlabel("aantal gemeenten")
         axes.xaxis.get_major_locator().set_params(integer=True)
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.2 / max(4, len(codes))), ncol=4,
-                    frameon=False, fontsize=8)
+        _legend_below(axes, len(codes), 4)
         return Chart("grafiek-context", "De institutionele context",
                      "Per contextcode het aantal gemeenten waar hij het leren bevordert, gemengd werkt of belemmert.",
                      _svg(figure))

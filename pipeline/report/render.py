@@ -211,7 +211,7 @@ def _trust_html(ratings: Sequence[Rating], index: Mapping[tuple[str, str], CellF
     page = (f' Meer in <a href="{EVALUATION_PAGE}">de evaluatie van het model</a>.' if evaluation_page else "")
     return (f'<section class="trust" id="vertrouwen"><h2>Hoeveel kunt u hierop bouwen?</h2>'
             f'<p class="checked"><span class="big">{_e(share)}</span> van het bewijs is door een mens gecodeerd of '
-            f"gecontroleerd. {_e(checked_sentence(checked))}</p>"
+            f"gecontroleerd. {_e(checked_sentence(checked, with_share=False))}</p>"
             f'<p><strong>Het model op echte tekst:</strong></p><ul class="quality">{lines}</ul>'
             f"<p>{_e(stability_sentence(ratings))}{page}</p></section>")
 

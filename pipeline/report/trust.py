@@ -70,14 +70,16 @@ def model_quality(card: Mapping[str, Any]) -> ModelQuality:
         n_trained=card.get("n_utterances") if isinstance(card.get("n_utterances"), int) else None)
 
 
-def checked_sentence(checked: CheckedShare) -> str:
-    """'Een mens heeft 412 van de 1930 fragmenten (21%) ... gecontroleerd; ...'."""
+def checked_sentence(checked: CheckedShare, *, with_share: bool = True) -> str:
+    """'Een mens heeft 412 van de 1930 fragmenten ... gecontroleerd (21%); ...' (the share left out
+    where the page shows it in large type already)."""
     if not checked.n_fragments:
         return "Er zijn geen gecodeerde fragmenten: de oordelen berusten alleen op de vragenlijst, als die er is."
     unchecked = checked.n_fragments - checked.n_checked
+    share = f" ({nl_percent(checked.share)})" if with_share else ""
     return (f"Een mens heeft {checked.n_checked} van de {checked.n_fragments} fragmenten achter deze oordelen "
-            f"gecodeerd of gecontroleerd ({nl_percent(checked.share)}); de andere {unchecked} zijn codes van het "
-            "model die nog niemand heeft nagekeken.")
+            f"gecodeerd of gecontroleerd{share}; de andere {unchecked} zijn codes van het model die nog niemand "
+            "heeft nagekeken.")
 
 
 def quality_sentences(quality: ModelQuality | None) -> list[str]:
