@@ -58,7 +58,7 @@ def test_report_in_a_browser_trust_first_cells_open_quotes_and_charts(tmp_path: 
         assert panel.get_attribute("open") is None
         browser.execute_script("window.scrollTo(0, 0)")
         link.click()
-        WebDriverWait(browser, 10).until(lambda _: panel.get_attribute("open") is not None)
+        WebDriverWait(browser, 10).until(lambda _, opened=panel: opened.get_attribute("open") is not None)
         quotes = panel.find_elements(By.CSS_SELECTOR, "li.fragment q")
         assert quotes and all(q.is_displayed() and q.text.startswith("Fragment nummer") for q in quotes)
         meta = panel.find_element(By.CSS_SELECTOR, "li.fragment .meta").text

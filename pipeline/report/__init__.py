@@ -3,7 +3,13 @@ deserves (checked share, the model's real-text scores), each cell's fragments an
 rate-and-report step over a store or a codings table.
 """
 
-from pipeline.report.fragments import CellFragment, CheckedShare, cell_fragments, checked_share, fragment_index
+from pipeline.report.fragments import (
+    CellFragment,
+    CheckedShare,
+    cell_fragments,
+    checked_share,
+    fragment_index,
+)
 from pipeline.report.jobs import RateResult, rate_codings, rate_store, rate_table
 from pipeline.report.markdown import render_markdown
 from pipeline.report.provenance import Provenance, provenance_from_codings

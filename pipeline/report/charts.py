@@ -16,13 +16,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: the report is rendered in batch jobs and on servers
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FuncFormatter
 
-from pipeline.codebook import Codebook  # noqa: E402
-from pipeline.rating import ContextRating, Rating  # noqa: E402
-from pipeline.report.fragments import CellFragment  # noqa: E402
+from pipeline.codebook import Codebook
+from pipeline.rating import ContextRating, Rating
+from pipeline.report.fragments import CellFragment
 
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "codeer", "font.size": 9, "font.family": "sans-serif",
        "axes.spines.top": False, "axes.spines.right": False}

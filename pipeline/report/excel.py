@@ -15,7 +15,13 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from pipeline.codebook import Codebook
-from pipeline.rating import ContextRating, Differences, Rating, context_frame, ratings_frame
+from pipeline.rating import (
+    ContextRating,
+    Differences,
+    Rating,
+    context_frame,
+    ratings_frame,
+)
 
 LETTERS = {"voldoende": "V", "matig": "M", "onvoldoende": "O", "onvoldoende_bewijs": "?",
            "bevorderend": "+", "gemengd": "±", "belemmerend": "−"}

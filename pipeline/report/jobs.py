@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,7 +41,13 @@ def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, mo
     ``model_card``: the card of the model that coded (its real-text scores go on the report's
     first screen and into the evaluation page); ``review_url``: the web app the fragments link to;
     ``created_at``: the report's date (ISO 8601; default now)."""
-    from pipeline.rating import compare_municipalities, load_rating_rules, rate_context, rate_incentives, write_ratings
+    from pipeline.rating import (
+        compare_municipalities,
+        load_rating_rules,
+        rate_context,
+        rate_incentives,
+        write_ratings,
+    )
     from pipeline.report.provenance import provenance_from_codings
     from pipeline.report.render import write_report
     from pipeline.report.trust import model_quality

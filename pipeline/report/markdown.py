@@ -13,20 +13,24 @@ from pipeline.report.dutch import nl_number
 from pipeline.report.excel import LETTERS
 from pipeline.report.fragments import checked_share, fragment_index
 from pipeline.report.provenance import Provenance
-from pipeline.report.trust import ModelQuality, checked_sentence, quality_sentences, stability_sentence
+from pipeline.report.trust import (
+    ModelQuality,
+    checked_sentence,
+    quality_sentences,
+    stability_sentence,
+)
 from pipeline.report.wording import (
     HOW_TO_READ,
     LABELS_NL,
     created_nl,
-    quote_texts,
     municipalities_of,
-    signed,
     provenance_rows,
+    quote_texts,
     quotes_of,
     regions_of,
+    signed,
     support_nl,
 )
-
 
 
 def _md(value: object) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import logging
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from pipeline.report.fragments import (
     short_text,
     transcript_link,
 )
+from pipeline.report.markdown import render_markdown
 from pipeline.report.provenance import Provenance
 from pipeline.report.trust import (
     EVALUATION_PAGE,
@@ -40,7 +40,6 @@ from pipeline.report.trust import (
     render_evaluation_page,
     stability_sentence,
 )
-from pipeline.report.markdown import render_markdown
 from pipeline.report.wording import (
     HOW_TO_READ,
     LABELS_NL,
