@@ -54,3 +54,12 @@ def test_jsonl_rows_with_and_without_question_read_as_none_not_nan(tmp_path: Pat
                      encoding="utf-8")
     frame = read_table(table)
     assert frame["question"].tolist() == ["Een vraag?", None, None]
+
+
+def test_report_refuses_a_review_url_that_is_no_web_address(tmp_path: Path) -> None:
+    open_store(f"sqlite:///{tmp_path / 'codeer.db'}").close()
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "report", "--review-url", "localhost:8000"])
+    assert result.exit_code == 2 and "http://localhost:8000" in result.output
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "report"], env={"CODEER_REVIEW_URL": "nergens"})
+    assert result.exit_code == 1 and "invalid setting" in result.output and "review_url" in result.output
+    assert not (tmp_path / "reports").exists()
