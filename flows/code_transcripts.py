@@ -142,7 +142,7 @@ def rate_task(model_path: str, config: RunConfig) -> dict[str, list[dict[str, An
     result = rate_store(store, load_codebook(config.codebook_version), out_dir, model_id=loaded.model_id,
                         model_card=loaded.card,
                         questionnaire=questionnaire_evidence_of(store), fictional=config.fictional,
-                        region_name=config.region_name,
+                        region_name=config.region_name, review_url=config.review_url,
                         regions=read_regions(regions_file) if regions_file is not None else None)
     ratings = [{"municipality": r.municipality, "code": r.code, "rating": r.rating} for r in result.ratings]
     return {"ratings": ratings, "changes": rating_changes(before, result.ratings)}
@@ -193,22 +193,26 @@ def code_transcripts(config: RunConfig) -> dict[str, Any]:
 
 
 def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dict[str, Any]:
+    from pipeline.progress import progress, stage
+
     context = run_context(config)
+    shown = config.show_progress
     futures = [(path, ingest_task.submit(str(path), source, config)) for path, source in sources]
     ingested: list[IngestResult] = []
     failed: list[dict[str, Any]] = []
-    for path, future in futures:
+    for path, future in progress(futures, "run: ingest", unit="file", enabled=shown):
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, IngestResult) and outcome.status != "failed":
             ingested.append(outcome)
         else:
             failed.append(_failure(outcome, str(path), "ingest"))
-    model_path = model_task(config)
-    pending = pending_task(model_path, config)
+    with stage("run: model", enabled=shown):
+        model_path = model_task(config)
+        pending = pending_task(model_path, config)
     classified = [(transcript_id, classify_task.submit(model_path, transcript_id, config)) for transcript_id in pending]
     totals = {"n_embedded": 0, "n_cache_hits": 0, "n_classified": 0, "n_review_added": 0}
     sources_by_id = None
-    for transcript_id, classifying in classified:
+    for transcript_id, classifying in progress(classified, "run: classify", unit="transcript", enabled=shown):
         result = classifying.result(raise_on_failure=False)
         if isinstance(result, dict):
             for key in totals:
@@ -217,8 +221,10 @@ def _code_transcripts(config: RunConfig, sources: list[tuple[Path, str]]) -> dic
         if sources_by_id is None:
             sources_by_id = {t.transcript_id: t.source for t in context.store.list_transcripts()}
         failed.append(_failure(result, sources_by_id.get(transcript_id, transcript_id), "classify"))
-    queue = plan_review_task(model_path, config)
-    rated = rate_task(model_path, config)
+    with stage("run: review queue", enabled=shown):
+        queue = plan_review_task(model_path, config)
+    with stage("run: ratings and report", enabled=shown):
+        rated = rate_task(model_path, config)
     return {
         "transcripts_new": sum(r.status == "new" for r in ingested),
         "transcripts_changed": sum(r.status == "changed" for r in ingested),

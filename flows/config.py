@@ -45,6 +45,9 @@ class RunConfig(BaseModel):
     window: int = Field(1, ge=1, le=10)
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")
+    review_url: str | None = Field(None, description="The review web app's address; the report links fragments to it.")
+    show_progress: bool = Field(False, description="Report each stage's progress on stderr (a bar on a terminal, "
+                                                   "plain lines in a log).")
     min_new_corrections: int = Field(20, ge=1, description="Retrain when at least this many reviewed corrections are new.")
     cache_dir: Path | None = Field(
         None, description="Embedding cache folder (default <home>/cache); on Dask workers of several machines a "
@@ -79,7 +82,8 @@ class RunConfig(BaseModel):
                    codebook_version=settings.codebook_version, encoder_threads=settings.threads,
                    device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
                    review_budget=settings.review_budget, review_batch_size=settings.review_batch_size,
-                   encoder=settings.encoder, input_limits=settings.input_limits, **run_options)
+                   encoder=settings.encoder, input_limits=settings.input_limits, review_url=settings.review_url,
+                   **run_options)
 
     @property
     def url(self) -> str:

@@ -165,6 +165,10 @@ class Settings(BaseSettings):
         None, ge=0, description="Review items handed out per night (claimed ones included); default 10% of the "
                                 "active utterances (review.plan.DEFAULT_BUDGET_SHARE).")
     review_batch_size: int = Field(10, ge=1, description="Review items per batch: one sitting of an annotator.")
+    review_url: str | None = Field(
+        None, pattern=r"^https?://\S+$",
+        description="Address of the review web app (codeer serve-review), e.g. http://localhost:8000: the report "
+                    "links each fragment to its place in the transcript there. Unset: the report names transcript and turn.")
 
     @classmethod
     def settings_customise_sources(

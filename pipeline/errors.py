@@ -99,6 +99,10 @@ class ConfigError(CodeerError, ValueError):
     """A setting or configuration file is invalid."""
 
 
+class WorkspaceNotFoundError(CodeerError, FileNotFoundError):
+    """A command that only reads was pointed at a workspace that does not exist."""
+
+
 class CodebookError(CodeerError, ValueError):
     """A codebook file is invalid (duplicate id, missing parent, cycle, incomplete mapping)."""
 

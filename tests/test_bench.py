@@ -262,9 +262,11 @@ def test_rating_the_store_a_few_municipalities_at_a_time_gives_the_ratings_of_th
         Annotation(u.utterance_id, u.transcript_id, "", u.start, u.end, u.text,
                    (Coding(codes[i % len(codes)], "+", "practice"),) if i else (), "tester", now(), "garvin2008")
         for i, u in enumerate(utterances[::5]))
-    whole = rate_codings(fresh_store.codings_frame("m1"), codebook, tmp_path / "whole", model_id="m1", fictional=True)
+    dated = "2026-12-04T15:00:00+00:00"  # the same date on both reports (default: now)
+    whole = rate_codings(fresh_store.codings_frame("m1"), codebook, tmp_path / "whole", model_id="m1", fictional=True,
+                         created_at=dated)
     streamed = rate_store(fresh_store, codebook, tmp_path / "streamed", model_id="m1", fictional=True,
-                          municipalities_per_frame=1)
+                          municipalities_per_frame=1, created_at=dated)
     assert any(r.rating != "onvoldoende_bewijs" for r in whole.ratings)
     assert streamed.ratings == whole.ratings and streamed.context == whole.context
     assert streamed.n_codings == len(fresh_store.codings_frame("m1"))

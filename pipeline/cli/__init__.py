@@ -17,7 +17,7 @@ import click
 
 from pipeline import __version__
 from pipeline.config import Settings
-from pipeline.errors import CodeerError
+from pipeline.errors import CodeerError, WorkspaceNotFoundError
 
 if TYPE_CHECKING:
     from pipeline.store import Store
@@ -41,6 +41,36 @@ class Context:
             self.settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._store = open_store(self.settings.database_url)
         return self._store
+
+
+def require_workspace(settings: Settings) -> None:
+    """Refuse a workspace without a database, creating nothing (a mistyped ``--home``).
+
+    A database given with ``--db``/``CODEER_DB`` is the server's business: not checked here.
+    """
+    if settings.db is not None:
+        return
+    database = settings.paths.database_file
+    if not database.is_file():
+        where = "does not exist" if not settings.home.exists() else f"has no database ({database.name})"
+        raise WorkspaceNotFoundError(
+            f"no codeer workspace at {settings.home}: the folder {where}. Check --home (or CODEER_HOME); "
+            f"to create a workspace there, ingest transcripts first: codeer --home {settings.home} ingest FOLDER "
+            "(or run 'make demo' for the demo workspace).")
+
+
+def reads_workspace(function: Callable[..., Any]) -> Callable[..., Any]:
+    """For commands that only read a workspace: refuse one that does not exist (see
+    :func:`require_workspace`) before anything else happens. Goes below ``@friendly``."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        obj = click.get_current_context().find_object(Context)
+        if obj is not None:
+            require_workspace(obj.settings)
+        return function(*args, **kwargs)
+
+    return wrapper
 
 
 def friendly(function: Callable[..., Any]) -> Callable[..., Any]:

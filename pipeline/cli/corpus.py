@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import Context, cli, echo_import, friendly
+from pipeline.cli import Context, cli, echo_import, friendly, reads_workspace
 from pipeline.records import Speaker
 
 
@@ -74,6 +74,7 @@ def ingest(obj: Context, paths: tuple[Path, ...], metadata: Path | None, speaker
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
 @click.pass_obj
 @friendly
+@reads_workspace
 def utterances(obj: Context, transcript: str | None, fmt: str) -> None:
     """List the stored utterances of the active transcript versions.
 
@@ -95,6 +96,7 @@ def utterances(obj: Context, transcript: str | None, fmt: str) -> None:
 @cli.command()
 @click.pass_obj
 @friendly
+@reads_workspace
 def transcripts(obj: Context) -> None:
     """List stored transcripts: id, source, municipality, respondent, role, utterances.
 

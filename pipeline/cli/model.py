@@ -159,7 +159,7 @@ def evaluate(obj: Context, encoders: str, learning_curve: bool, output: Path | N
         seed_annotations(book) + reviewed_annotations(obj.store, book), book,
         out_dir=output or settings.paths.reports_dir, cache=EmbeddingCache(settings.paths.embedding_cache_file),
         encoders=[e.strip() for e in encoders.split(",") if e.strip()], config=TrainingConfig(encoder=settings.encoder),
-        holdout=holdout, learning_curve=learning_curve)
+        holdout=holdout, learning_curve=learning_curve, show_progress=True)
     if "yardstick" in report:
         real, base = report["yardstick"]["model"]["incentives"], report["yardstick"]["baselines"]
         click.echo(f"real-text yardstick: top-1 {real['top1']} over the 13 incentives (zero-shot TF-IDF "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import Context, cli, friendly
+from pipeline.cli import Context, cli, friendly, reads_workspace
 from pipeline.cli.corpus import codebook
 
 
@@ -87,6 +87,7 @@ def import_qdpx_command(obj: Context, file: Path, mapping: Path | None, suggest_
 @click.option("--model", "models", multiple=True, help="Only these model ids' predictions (default: all). Repeatable.")
 @click.pass_obj
 @friendly
+@reads_workspace
 def export_qdpx_command(obj: Context, out: Path, include: str, models: tuple[str, ...]) -> None:
     """Export transcripts, codebook and codings as a REFI-QDA project (.qdpx).
 

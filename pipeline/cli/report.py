@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli import Context, cli, friendly
+from pipeline.cli import Context, cli, friendly, reads_workspace, require_workspace
 from pipeline.cli.model import load_or_train_model
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, 
 
         codeer rate --utterances nieuwe-gemeente.csv --output uit/ --regions regios.yaml
     """
+    if table is None:  # rating the database reads a workspace; a table is rated alone
+        require_workspace(obj.settings)
     result = _rate(obj, table, output, model_ref, report=False, regions_path=regions_path)
     _echo_ratings(result, output or obj.settings.paths.reports_dir)
 
@@ -46,16 +48,26 @@ def rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, 
 @click.option("--fictional", is_flag=True, help="Mark the report as made from fictional data (the demo).")
 @click.option("--regions", "regions_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Which municipality belongs to which region (as for `codeer rate`).")
+@click.option("--review-url", metavar="URL", default=None,
+              help="Address of the review web app (codeer serve-review), e.g. http://localhost:8000: each fragment "
+                   "links to its place in the transcript there. Default: the review_url setting (CODEER_REVIEW_URL); "
+                   "unset, the report names the transcript and turn.")
 @click.pass_obj
 @friendly
-def report(obj: Context, output: Path | None, model_ref: str, fictional: bool, regions_path: Path | None) -> None:
-    """Write the report: one self-contained HTML file, Markdown and an Excel workbook.
+@reads_workspace
+def report(obj: Context, output: Path | None, model_ref: str, fictional: bool, regions_path: Path | None,
+           review_url: str | None) -> None:
+    """Write the report: one self-contained HTML file, Markdown, an Excel workbook and the model's evaluation page.
 
     Example:
 
-        codeer report --output reports/
+        codeer report --output reports/ --review-url http://localhost:8000
     """
-    result = _rate(obj, None, output, model_ref, report=True, fictional=fictional, regions_path=regions_path)
+    if review_url is not None and not review_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{review_url!r}: give the web app's address, e.g. http://localhost:8000",
+                                 param_hint="--review-url")
+    result = _rate(obj, None, output, model_ref, report=True, fictional=fictional, regions_path=regions_path,
+                   review_url=review_url or obj.settings.review_url)
     _echo_ratings(result, output or obj.settings.paths.reports_dir)
 
 
@@ -67,7 +79,7 @@ def _regions(obj: Context, regions_path: Path | None) -> dict[str, str] | None:
 
 
 def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str, *, report: bool,
-          fictional: bool = False, regions_path: Path | None = None) -> RateResult:
+          fictional: bool = False, regions_path: Path | None = None, review_url: str | None = None) -> RateResult:
     from pipeline.codebook import load_codebook
     from pipeline.coding import EmbeddingCache, open_encoder
     from pipeline.rating import questionnaire_evidence_of
@@ -81,13 +93,13 @@ def _rate(obj: Context, table: Path | None, output: Path | None, model_ref: str,
     if table is not None:
         encoder = open_encoder(loaded, threads=settings.threads, device=settings.device)
         return rate_table(table, loaded, encoder, book, out_dir, cache=EmbeddingCache(settings.paths.embedding_cache_file),
-                          report=report, regions=regions)
+                          report=report, regions=regions, review_url=review_url)
     store = obj.store
     from pipeline.report import rate_store
 
-    return rate_store(store, book, out_dir, model_id=loaded.model_id, model_card=loaded.card,
-                      questionnaire=questionnaire_evidence_of(store),
-                      report=report, fictional=fictional, regions=regions)
+    return rate_store(store, book, out_dir, model_id=loaded.model_id, questionnaire=questionnaire_evidence_of(store),
+                      report=report, fictional=fictional, regions=regions, model_card=loaded.card,
+                      review_url=review_url)
 
 
 def _echo_ratings(result: RateResult, out_dir: Path) -> None:
@@ -104,6 +116,7 @@ def _echo_ratings(result: RateResult, out_dir: Path) -> None:
               help="Values of evidence.min_predicted_weight to compare, comma-separated.")
 @click.pass_obj
 @friendly
+@reads_workspace
 def calibrate_ratings(obj: Context, candidates: str) -> None:
     """Compare how model predictions could count as rating evidence, without the answer key.
 

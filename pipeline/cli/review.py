@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import Context, cli, echo_import, friendly
+from pipeline.cli import Context, cli, echo_import, friendly, reads_workspace, require_workspace
 
 
 @cli.group()
@@ -67,6 +67,7 @@ def users_set_password(obj: Context, name: str, password_file: Path | None) -> N
 @users.command("list")
 @click.pass_obj
 @friendly
+@reads_workspace
 def users_list(obj: Context) -> None:
     """List users: name, role, active, created.
 
@@ -88,6 +89,7 @@ def users_list(obj: Context) -> None:
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS private key.")
 @click.pass_obj
 @friendly
+@reads_workspace
 def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, ssl_keyfile: Path | None) -> None:
     """Serve the annotator web page (log in, review the queue, keyboard shortcuts).
 
@@ -98,6 +100,7 @@ def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, 
     from pipeline.codebook import load_codebook
     from pipeline.review.web import serve
 
+    _check_port_free(host, port)
     click.echo(f"review page on {'https' if ssl_certfile else 'http'}://{host}:{port}/ (Ctrl+C stops)")
     if host not in ("127.0.0.1", "localhost", "::1") and not ssl_certfile:
         click.echo("Note: off the loopback address the session cookie is Secure; browsers only keep it over "
@@ -109,6 +112,27 @@ def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, 
           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, trusted_proxies=settings.trusted_proxies,
           sessions=SessionPolicy(idle_s=settings.session_idle_minutes * 60.0, max_s=settings.session_max_hours * 3600.0),
           review_budget=getattr(settings, "review_budget", None))  # the setting may not exist yet
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, in one line, an address the page cannot listen on (a busy port), before announcing it."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise click.ClickException(f"cannot listen on {host!r}: not a known address ({err.strerror}). "
+                                   "Give --host an address of this machine, e.g. 127.0.0.1.") from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        if hasattr(socket, "SO_REUSEADDR"):  # as uvicorn does: a port in TIME_WAIT is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise click.ClickException(
+                f"port {port} on {host} is in use ({err.strerror}); another program (perhaps another "
+                f"'codeer serve-review') listens there. Stop it or choose another port: --port {port + 1}.") from err
 
 
 @cli.group("review", invoke_without_command=True)
@@ -134,6 +158,7 @@ def review_group(ctx: click.Context, user_name: str | None, batch: int) -> None:
     obj: Context = ctx.obj
     if not user_name:
         raise click.UsageError("give your user name: codeer review --user NAME")
+    require_workspace(obj.settings)
     if obj.store.user_with_hash(user_name) is None:
         raise click.ClickException(f"no user {user_name!r}; add one with 'codeer users add {user_name}'.")
     n = run_terminal_review(obj.store, load_codebook(obj.settings.codebook_version), user_name, batch=batch)
@@ -145,6 +170,7 @@ def review_group(ctx: click.Context, user_name: str | None, batch: int) -> None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 @friendly
+@reads_workspace
 def review_export(obj: Context, fmt: str, out: Path) -> None:
     """Write the queue and decisions (CSV), or the open items as Label Studio tasks (JSON).
 

@@ -83,7 +83,7 @@ def run(obj: Context, folders: tuple[Path, ...], model_ref: str, fictional: bool
 
     summary = run_code_transcripts(_run_config(obj, folders, model=model_ref, fictional=fictional,
                                                dask_address=dask_address, dask_workers=dask_workers,
-                                               cache_dir=cache_dir))
+                                               cache_dir=cache_dir, show_progress=True))
     failed = summary["transcripts_failed"]
     click.echo(f"run: {summary['transcripts_new']} new, {summary['transcripts_changed']} changed, "
                f"{summary['transcripts_unchanged']} unchanged, {len(failed)} failed transcript(s); "
@@ -179,7 +179,8 @@ def demo(obj: Context, folder: Path | None) -> None:
     click.echo("== 4/4 the main job: classify, review queue, ratings, report")
     ctx.invoke(run, folders=(demo_dir,), model_ref="current", fictional=True)
     _echo_answer_key(obj.settings.paths.reports_dir / "ratings.json", demo_dir / "intended_picture.yaml")
-    click.echo(f"== done: open {obj.settings.paths.reports_dir / 'rapport.html'}")
+    reports = obj.settings.paths.reports_dir
+    click.echo(f"== done: the report is {reports / 'rapport.html'}; how good the model is: {reports / 'evaluatie.html'}")
 
 
 def _checkout_demo_dir() -> Path:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.errors import ConfigError
 from pipeline.hashing import folder_hash, text_hash
+from pipeline.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -241,8 +241,7 @@ def _embed(texts: Sequence[str], encoder: Encoder, *, cache: EmbeddingCacheLike 
             missing[key] = index
     todo = list(missing.items())
     fresh: dict[str, np.ndarray] = {}
-    with tqdm(total=len(todo), desc=f"embed ({encoder.encoder_id[:30]})", unit="text",
-              disable=not show_progress or not todo, leave=False) as bar:
+    with Progress(f"embed ({encoder.encoder_id[:30]})", len(todo), "text", enabled=show_progress and bool(todo)) as bar:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             encoded = encoder.encode([texts[index] for _, index in chunk])

@@ -35,17 +35,22 @@ class FoldPredictions:
 
 
 def grouped_cross_validation(
-    X: Features, data: TrainingSet, fit: Callable[[Features, TrainingSet], CodingModel], *, n_splits: int = 5
+    X: Features, data: TrainingSet, fit: Callable[[Features, TrainingSet], CodingModel], *, n_splits: int = 5,
+    show_progress: bool = False,
 ) -> FoldPredictions:
     """Out-of-fold predictions with folds grouped by transcript (no utterance of a test
-    transcript is ever in training). ``fit`` builds a model from a training part."""
+    transcript is ever in training). ``fit`` builds a model from a training part;
+    ``show_progress`` reports each fold (:mod:`pipeline.progress`)."""
+    from pipeline.progress import progress
+
     groups = np.asarray(data.groups)
     n_splits = min(n_splits, len(np.unique(groups)))
     proba = np.zeros(data.Y.shape)
     predicted = np.zeros(data.Y.shape, dtype=int)
     direction_true: list[str] = []
     direction_pred: list[str] = []
-    for train, test in GroupKFold(n_splits=n_splits).split(data.Y, data.Y, groups):
+    splits = list(GroupKFold(n_splits=n_splits).split(data.Y, data.Y, groups))
+    for train, test in progress(splits, "cross-validation", unit="fold", enabled=show_progress):
         model = fit(X[train], data.subset(train))
         proba[test], decided = model.decide(X[test])
         predicted[test] = decided.astype(int)

@@ -24,6 +24,7 @@ from pipeline.coding.training import (
     model_fitter,
     yardstick_report,
 )
+from pipeline.progress import stage
 from pipeline.records import Annotation
 
 
@@ -37,6 +38,7 @@ def run_evaluation(
     config: TrainingConfig = TrainingConfig(),
     holdout: Sequence[Annotation] = (),
     learning_curve: bool = False,
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     """Score the model of each encoder on the real-text yardstick (zero-shot baselines beside
     it); score the chosen configuration with grouped CV (TF-IDF and zero-shot baselines on the
@@ -51,11 +53,12 @@ def run_evaluation(
     for name in dict.fromkeys([chosen, *encoders]):
         started = time.perf_counter()
         loaded[name] = load_encoder(name)
-        X, _, _ = featurize(data.texts, loaded[name], questions=data.questions, cache=cache)
+        X, _, _ = featurize(data.texts, loaded[name], questions=data.questions, cache=cache, show_progress=show_progress)
         fit, _ = model_fitter(codebook, data.codes, loaded[name], config, cache=cache)
         fitted[name] = (X, fit)
-        models[name] = fit(X, data)
-        real = yardstick_report(models[name], codebook, loaded[name], cache=cache, baselines=False)
+        with stage(f"evaluate: train and score {name} on the yardstick", enabled=show_progress):
+            models[name] = fit(X, data)
+            real = yardstick_report(models[name], codebook, loaded[name], cache=cache, baselines=False)
         report["encoders"][name] = {"encoder_id": loaded[name].encoder_id,
                                     "yardstick": real["model"] if real else None,
                                     "seconds": round(time.perf_counter() - started, 1)}
@@ -66,18 +69,20 @@ def run_evaluation(
         items = yardstick_items(codebook)
         report["yardstick"] = {"n_items": len(items), "model": report["encoders"][chosen]["yardstick"],
                                "baselines": ys.zero_shot_scores(items, codebook, load_encoder("e5"), cache=cache)}
-    folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+    folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits, show_progress=show_progress)
     report["model"] = ev.code_scores(data.Y, folds.predicted, data.codes)
     report["model"]["krippendorff_alpha"] = ev.krippendorff_alpha(data.Y, folds.predicted)
     report["model"]["direction_accuracy"] = ev.direction_accuracy(folds)
     report["calibration"] = ev.calibration(data.Y, folds.proba)
     ev.plot_reliability(report["calibration"]["reliability"], out_dir / "evaluation-reliability.png",
                         f"reliability, ECE {report['calibration']['ece']}")
-    report["baselines"] = {"tfidf_logreg": ev.tfidf_baseline(data, n_splits=config.n_splits)}
+    with stage("evaluate: baselines on the same folds", enabled=show_progress):
+        report["baselines"] = {"tfidf_logreg": ev.tfidf_baseline(data, n_splits=config.n_splits)}
     code_vectors, _ = embed_texts(ev.code_descriptions(codebook, data.codes), encoder, cache=cache)
     report["baselines"]["zero_shot"] = ev.zero_shot_baseline(X.vectors, code_vectors, data)
     if learning_curve:
-        report["learning_curve"] = ev.learning_curve(X, data, fit, n_splits=config.n_splits)
+        with stage("evaluate: learning curve (20 trainings)", enabled=show_progress):
+            report["learning_curve"] = ev.learning_curve(X, data, fit, n_splits=config.n_splits)
         ev.plot_learning_curve(report["learning_curve"], out_dir / "evaluation-learning-curve.png")
     if holdout:
         test, _ = drop_rare_codes(training_set(holdout, codebook), 0)

@@ -80,12 +80,12 @@ def classify_pending(
     review items adds nothing twice."""
     import time
 
-    from tqdm import tqdm
+    from pipeline.progress import Progress
 
     stats = ClassifyStats()
     pending = store.iter_pending_utterances(loaded.model_id, transcript_id)
     thresholds = dict(zip(loaded.model.codes, map(float, loaded.model.thresholds), strict=True))
-    with tqdm(desc="classify", unit="utt", disable=not show_progress, leave=False) as bar:
+    with Progress("classify", unit="utt", enabled=show_progress) as bar:
         for batch in _batches(pending, batch_size):
             started = time.perf_counter()
             X, n_encoded, n_hits = featurize([u.text for u in batch], encoder, questions=[u.question for u in batch],
@@ -160,7 +160,8 @@ def classify_file(input_file: Path, output: Path, loaded: LoadedModel, encoder: 
     extra = [c for c in frame.columns if c not in ("id", "text")]
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w", encoding="utf-8") as handle:
-        for row, (_, source) in zip(rows, frame.iterrows(), strict=True):
+        # records, not iterrows: a row Series would turn a None (JSON null) into NaN (not JSON)
+        for row, source in zip(rows, frame.to_dict("records"), strict=True):
             record = {**{c: source[c] for c in extra}, **coded_row_json(row)}
             handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
     return ClassifiedFile(output, len(rows), sum(row.needs_review for row in rows))

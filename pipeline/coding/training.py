@@ -42,6 +42,7 @@ from pipeline.coding.promotion import (
 )
 from pipeline.corpus import annotation_files, read_annotations
 from pipeline.errors import ModelNotFoundError
+from pipeline.progress import stage
 from pipeline.records import Annotation
 from pipeline.resources import holdout_dir, seed_dir
 
@@ -189,11 +190,13 @@ def fit_candidate(
                                        cache=cache)
     fit, sources_sha = model_fitter(codebook, data.codes, encoder, config, cache=cache, unlabelled=X_unlabelled)
 
-    folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits)
+    folds = ev.grouped_cross_validation(X, data, fit, n_splits=config.n_splits, show_progress=show_progress)
     metrics = ev.code_scores(data.Y, folds.predicted, data.codes)
     metrics["direction_accuracy"] = ev.direction_accuracy(folds)
-    model = fit(X, data)
-    real = yardstick_report(model, codebook, encoder, cache=cache, baselines=False)
+    with stage("train: the final model on all annotations", enabled=show_progress):
+        model = fit(X, data)
+    with stage("train: the real-text yardstick", enabled=show_progress):
+        real = yardstick_report(model, codebook, encoder, cache=cache, baselines=False)
     if real is not None:
         metrics["yardstick"] = real["model"]
     return FittedCandidate(model, metrics, list(data.codes),
@@ -429,7 +432,7 @@ def load_or_train_current(
     search_dirs : sequence of Path
         Further models folders to look in after ``models_dir`` (default: the project's).
     show_progress : bool
-        Show a progress bar while embedding.
+        Report progress while embedding, cross-validating and training (:mod:`pipeline.progress`).
     before_training : callable, optional
         Called just before training starts, to tell the user it will take a while.
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline.corpus.segment import Segmenter, segment_transcript
 from pipeline.config import InputLimits
 from pipeline.corpus.documents import DEFAULT_LIMITS
@@ -17,6 +15,7 @@ from pipeline.corpus.transcripts import (
     read_metadata,
 )
 from pipeline.errors import CodeerError
+from pipeline.progress import progress
 from pipeline.records import IngestReport, IngestResult, Speaker
 from pipeline.store import Store
 
@@ -45,7 +44,7 @@ def ingest_paths(
     sidecars: dict[Path, dict[str, SourceMetadata]] = {}
     results: list[IngestResult] = []
     sources = find_sources(paths)
-    for path, source in tqdm(sources, desc="ingest", unit="file", disable=not show_progress, leave=False):
+    for path, source in progress(sources, "ingest", unit="file", enabled=show_progress):
         try:
             results.append(ingest_file(path, source, store, segmenter, metadata=metadata_for(path, sidecars, explicit),
                                        speaker_aliases=speaker_aliases, run_id=run_id, limits=limits))

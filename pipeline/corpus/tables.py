@@ -32,7 +32,9 @@ def read_table(path: Path, required: Sequence[str] = ("id", "text")) -> pd.DataF
                         except json.JSONDecodeError as err:
                             raise TableFormatError(f"{path}, line {number}: not valid JSON ({err.msg}). "
                                                    "Each line must be one JSON object.") from err
+            # a key some rows lack is None in those rows (JSON null on the way out), never NaN
             frame = pd.DataFrame(rows)
+            frame = frame.astype(object).where(frame.notna(), None)
         elif suffix == ".xlsx":
             frame = pd.read_excel(path, dtype=str).fillna("")
         else:

@@ -32,13 +32,25 @@ class RateResult:
 
 def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, model_id: str,
                  questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
-                 region_name: str = "de regio", regions: Mapping[str, str] | None = None) -> RateResult:
+                 region_name: str = "de regio", regions: Mapping[str, str] | None = None,
+                 model_card: Mapping[str, Any] | None = None, review_url: str | None = None,
+                 created_at: str = "") -> RateResult:
     """Rate incentives and context from a codings table; write ratings.json/.csv and, with
     ``report``, the HTML, Markdown and Excel report. ``regions``: municipality -> region
-    (:func:`pipeline.rating.read_regions`); a ``region`` column in ``codings`` works too."""
-    from pipeline.rating import compare_municipalities, load_rating_rules, rate_context, rate_incentives, write_ratings
+    (:func:`pipeline.rating.read_regions`); a ``region`` column in ``codings`` works too.
+    ``model_card``: the card of the model that coded (its real-text scores go on the report's
+    first screen and into the evaluation page); ``review_url``: the web app the fragments link to;
+    ``created_at``: the report's date (ISO 8601; default now)."""
+    from pipeline.rating import (
+        compare_municipalities,
+        load_rating_rules,
+        rate_context,
+        rate_incentives,
+        write_ratings,
+    )
     from pipeline.report.provenance import provenance_from_codings
     from pipeline.report.render import write_report
+    from pipeline.report.trust import model_quality
 
     rules = load_rating_rules()
     ratings = rate_incentives(codings, codebook, rules, questionnaire, regions)
@@ -46,17 +58,18 @@ def rate_codings(codings: pd.DataFrame, codebook: Codebook, out_dir: Path, *, mo
     files = list(write_ratings(ratings, out_dir))
     if report:
         provenance = provenance_from_codings(codings, model_id=model_id, codebook_version=codebook.version,
-                                             rules_version=rules.version)
+                                             rules_version=rules.version, created_at=created_at)
         written = write_report(out_dir, ratings, codebook, provenance, context=context,
                                differences=compare_municipalities(ratings, rules), codings=codings,
-                               fictional=fictional, region_name=region_name)
-        files += [written.html, written.markdown, written.excel]
+                               fictional=fictional, region_name=region_name, review_url=review_url,
+                               quality=model_quality(model_card) if model_card else None)
+        files += written.paths
     return RateResult(ratings, context, files)
 
 
 def rate_table(table: Path, loaded: LoadedModel, encoder: Encoder, codebook: Codebook, out_dir: Path, *,
                cache: EmbeddingCacheLike | None = None, report: bool = False,
-               regions: Mapping[str, str] | None = None) -> RateResult:
+               regions: Mapping[str, str] | None = None, review_url: str | None = None) -> RateResult:
     """Classify a table of utterances (.jsonl/.csv: ``id,text,municipality,respondent[,role,region,
     question]``) with ``loaded`` and rate it alone, without the database (:func:`rate_codings`).
     A ``region`` column (or ``regions``: municipality -> region) says which region a row belongs to."""
@@ -68,16 +81,19 @@ def rate_table(table: Path, loaded: LoadedModel, encoder: Encoder, codebook: Cod
     if "region" in frame.columns:
         region_of = dict(zip(frame["id"].astype(str), frame["region"].astype(str), strict=True))
         codings["region"] = codings["utterance_id"].astype(str).map(region_of)
-    return rate_codings(codings, codebook, out_dir, model_id=loaded.model_id, report=report, regions=regions)
+    return rate_codings(codings, codebook, out_dir, model_id=loaded.model_id, report=report, regions=regions,
+                        model_card=loaded.card, review_url=review_url)
 
 
-QUOTE_COLUMNS = ["utterance_id", "code", "respondent", "text", "direction", "facet", "source"]
+QUOTE_COLUMNS = ["utterance_id", "transcript_id", "turn", "code", "respondent", "role", "text", "direction", "facet",
+                 "weight", "source"]
 
 
 def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str,
                questionnaire: pd.DataFrame | None = None, report: bool = True, fictional: bool = False,
                region_name: str = "de regio", municipalities_per_frame: int = 10,
-               regions: Mapping[str, str] | None = None, model_card: Mapping[str, Any] | None = None) -> RateResult:
+               regions: Mapping[str, str] | None = None, model_card: Mapping[str, Any] | None = None,
+               review_url: str | None = None, created_at: str = "") -> RateResult:
     """:func:`rate_codings` of the store's codings (:meth:`Store.codings_frame`), streamed.
 
     The codings are read a few municipalities at a time and each part is reduced to its
@@ -94,7 +110,7 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
         Where ratings.json/.csv and the report are written.
     model_id : str
         Whose predictions are rated, beside the human annotations.
-    questionnaire, report, fictional, region_name, regions
+    questionnaire, report, fictional, region_name, regions, model_card, review_url, created_at
         As for :func:`rate_codings`.
     municipalities_per_frame : int
         Municipalities read at a time.
@@ -117,6 +133,7 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
     )
     from pipeline.report.provenance import Provenance, model_selection_line
     from pipeline.report.render import write_report
+    from pipeline.report.trust import model_quality
 
     rules = load_rating_rules()
     parts: list[CodedFragments] = []
@@ -147,10 +164,11 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
         provenance = Provenance(model_id=model_id, codebook_version=codebook.version, rules_version=rules.version,
                                 n_transcripts=n["transcripts"], n_documents=n["documents"],
                                 n_utterances=n["utterances"], n_human=n["human"], n_predicted=n["predicted"],
-                                model_selection=model_selection_line(model_card))
+                                model_selection=model_selection_line(model_card), created_at=created_at)
         codings = pd.concat(quotes, ignore_index=True) if quotes else pd.DataFrame(columns=QUOTE_COLUMNS)
         written = write_report(out_dir, ratings, codebook, provenance, context=context,
                                differences=compare_municipalities(ratings, rules), codings=codings,
-                               fictional=fictional, region_name=region_name)
-        files += [written.html, written.markdown, written.excel]
+                               fictional=fictional, region_name=region_name, review_url=review_url,
+                               quality=model_quality(model_card) if model_card else None)
+        files += written.paths
     return RateResult(ratings, context, files, n["rows"])

@@ -369,7 +369,8 @@ class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries, Fr
         """The codings table the ratings are computed from: every human annotation (weight 1,
         source ``human``) and the predicted codes of ``model_id`` (weight = probability, source
         ``predicted``) on active transcripts, with the utterance's metadata and text.
-        Columns: see :data:`pipeline.rating.CODING_COLUMNS` plus ``direction_p`` and ``text``."""
+        Columns: see :data:`pipeline.rating.CODING_COLUMNS` plus ``direction_p``, ``text`` and ``turn``
+        (the utterance's turn in its transcript, for the report's links)."""
         import pandas as pd
 
         with self.engine.connect() as connection:
@@ -378,7 +379,8 @@ class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries, Fr
 
     def _codings_queries(self, model_id: str | None) -> list[sa.Select[Any]]:
         a, p, u, t = self.annotations, self.predictions, self.utterances, self.transcripts
-        meta = (u.c.id.label("utterance_id"), u.c.transcript_id, u.c.municipality, u.c.respondent, u.c.role, u.c.text)
+        meta = (u.c.id.label("utterance_id"), u.c.transcript_id, u.c.municipality, u.c.respondent, u.c.role, u.c.text,
+                u.c.turn)
         human = (sa.select(*meta, a.c.code, a.c.direction, a.c.facet, sa.literal(1.0).label("weight"),
                            sa.literal("human").label("source"), sa.literal(None).label("direction_p"))
                  .join(a, a.c.utterance_id == u.c.id).join(t, t.c.id == u.c.transcript_id).where(t.c.status == "active"))
@@ -440,7 +442,7 @@ class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries, Fr
             yield pd.DataFrame(rows, columns=CODINGS_FRAME_COLUMNS)
 
 
-CODINGS_FRAME_COLUMNS = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "code",
+CODINGS_FRAME_COLUMNS = ["utterance_id", "transcript_id", "municipality", "respondent", "role", "text", "turn", "code",
                          "direction", "facet", "weight", "source", "direction_p"]
 
 
