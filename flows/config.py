@@ -16,7 +16,7 @@ from pipeline.config import Settings, WorkspacePaths
 if TYPE_CHECKING:
     from pipeline.coding import EmbeddingCache, LoadedModel
     from pipeline.coding.embed import Encoder
-    from pipeline.corpus import Segmenter
+    from pipeline.corpus import Deidentifier, Pseudonymizer, Segmenter
     from pipeline.store import Store
 
 
@@ -40,6 +40,7 @@ class RunConfig(BaseModel):
     batch_size: int = Field(2000, ge=1, description="Utterances per classification batch.")
     review_threshold: float = Field(0.45, ge=0, le=1)
     window: int = Field(1, ge=1, le=10)
+    privacy_allow: list[str] = Field(default_factory=list, description="Words de-identification never takes for names.")
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")
     min_new_corrections: int = Field(20, ge=1, description="Retrain when at least this many reviewed corrections are new.")
@@ -143,6 +144,13 @@ def _segmenter(window: int) -> Segmenter:
 
 
 @lru_cache(maxsize=2)
+def _deidentifier(allow: tuple[str, ...]) -> Deidentifier:
+    from pipeline.corpus import load_deidentifier
+
+    return load_deidentifier(allow)
+
+
+@lru_cache(maxsize=2)
 def _model(path: str, codebook_version: str) -> LoadedModel:
     from pipeline.coding import load_model_folder
 
@@ -175,6 +183,17 @@ class RunContext:
         """The sentence splitter."""
         with _loading:
             return _segmenter(self.config.window)
+
+    def deidentifier(self) -> Deidentifier:
+        """The de-identifier (deduce and the allow-lists)."""
+        with _loading:
+            return _deidentifier(tuple(self.config.privacy_allow))
+
+    def pseudonyms(self) -> Pseudonymizer:
+        """The workspace's respondent code registry and key."""
+        from pipeline.corpus import store_pseudonymizer
+
+        return store_pseudonymizer(self.store, self.paths.key_file)
 
     def model(self, path: str) -> LoadedModel:
         """The model in folder ``path``, checked against the codebook version."""

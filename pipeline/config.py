@@ -81,6 +81,11 @@ class WorkspacePaths:
         return self.cache_dir / "embeddings.sqlite"
 
     @property
+    def key_file(self) -> Path:
+        """The workspace key (mode 0600) that keys respondent pseudonyms; never exported."""
+        return self.home / "codeer.key"
+
+    @property
     def prefect_home(self) -> Path:
         """The workspace's own Prefect home for runs without a Prefect server."""
         return self.home / ".prefect"
@@ -116,6 +121,7 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder (default: all cores).")
     device: str = Field("cpu", description="'cpu' or 'cuda' (sentence-transformers backend only).")
     review_threshold: float = Field(0.45, ge=0, le=1, description="Top probability under which an item goes to review (review.priority.MIN_CONFIDENCE).")
+    privacy_allow: list[str] = Field(default_factory=list, description="Words de-identification never takes for a person's name (organisations, places, project terms).")
 
     @classmethod
     def settings_customise_sources(

@@ -232,3 +232,11 @@ class AuthenticationError(CodeerError, PermissionError):
 
 class ReviewInputError(CodeerError, ValueError):
     """Predictions or codings handed to the review queue are not what it expects."""
+
+
+class WorkspaceKeyError(CodeerError, OSError):
+    """The workspace key (``codeer.key``, which keys respondent pseudonyms) cannot be read or made."""
+
+
+class ForgetError(CodeerError, LookupError):
+    """``codeer forget`` was asked for a respondent or transcript the workspace does not hold."""

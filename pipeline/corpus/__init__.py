@@ -12,7 +12,24 @@ from pipeline.corpus.annotations import (
     import_annotations,
     read_annotations,
 )
-from pipeline.corpus.ingest import ingest_file, ingest_paths
+from pipeline.corpus.deidentify import (
+    RESPONDENT_TAG,
+    Deidentified,
+    Deidentifier,
+    OffsetMap,
+    deidentify_rows,
+    deidentify_transcript,
+    load_deidentifier,
+)
+from pipeline.corpus.ingest import ingest_file, ingest_paths, metadata_places, store_pseudonymizer
+from pipeline.corpus.pseudonyms import (
+    KEY_FILE,
+    MemoryRegistry,
+    Pseudonymizer,
+    load_workspace_key,
+    name_key,
+    workspace_pseudonymizer,
+)
 from pipeline.corpus.questionnaire import ingest_questionnaire, read_questionnaire
 from pipeline.corpus.questionnaire_forms import (
     EVIDENCE_COLUMNS,
@@ -36,6 +53,9 @@ from pipeline.corpus.transcripts import (
 )
 
 __all__ = [
+    "KEY_FILE", "RESPONDENT_TAG", "Deidentified", "Deidentifier", "MemoryRegistry", "OffsetMap", "Pseudonymizer",
+    "deidentify_rows", "deidentify_transcript", "load_deidentifier", "load_workspace_key", "metadata_places", "name_key",
+    "store_pseudonymizer", "workspace_pseudonymizer",
     "EVIDENCE_COLUMNS", "INTERVIEWER_LABELS", "QuestionnaireDefinitions", "RESPONDENT_LABELS",
     "ROLE_ABBREVIATIONS", "SUMMARY_COUNTS", "Segmenter", "SourceMetadata", "annotation_files",
     "annotation_record", "annotation_stats", "combine_scores", "decode_bytes", "find_sources",

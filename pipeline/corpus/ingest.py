@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline.corpus.deidentify import Deidentifier, deidentify_transcript, load_deidentifier
+from pipeline.corpus.pseudonyms import KEY_FILE, Pseudonymizer, workspace_pseudonymizer
 from pipeline.corpus.segment import Segmenter, segment_transcript
-from pipeline.corpus.transcripts import SourceMetadata, find_sources, load_transcript, metadata_for, read_metadata
-from pipeline.errors import CodeerError
+from pipeline.corpus.transcripts import METADATA_FILE, SourceMetadata, find_sources, load_transcript, metadata_for, read_metadata
+from pipeline.errors import CodeerError, ConfigError
 from pipeline.records import IngestReport, IngestResult, Speaker
 from pipeline.store import Store
 
@@ -25,21 +28,30 @@ def ingest_paths(
     speaker_aliases: dict[str, Speaker] | None = None,
     run_id: int | None = None,
     show_progress: bool = False,
+    deidentifier: Deidentifier | None = None,
+    pseudonyms: Pseudonymizer | None = None,
+    allow: Sequence[str] = (),
 ) -> IngestReport:
     """Ingest every transcript and document under ``paths``.
 
     A file that cannot be read fails alone: its error is recorded in the report and the
     batch goes on. Each file is stored in its own transaction, so a crash never leaves a
-    half-written transcript behind.
+    half-written transcript behind. Every file is de-identified before it is stored (see
+    :func:`ingest_file`); the municipalities in the metadata files are never taken for names.
     """
     explicit: dict[str, SourceMetadata] | None = read_metadata(metadata_file) if metadata_file else None
     sidecars: dict[Path, dict[str, SourceMetadata]] = {}
     results: list[IngestResult] = []
     sources = find_sources(paths)
+    deidentifier = deidentifier or load_deidentifier()
+    pseudonyms = pseudonyms or store_pseudonymizer(store)
     for path, source in tqdm(sources, desc="ingest", unit="file", disable=not show_progress, leave=False):
         try:
-            results.append(ingest_file(path, source, store, segmenter, metadata=metadata_for(path, sidecars, explicit),
-                                       speaker_aliases=speaker_aliases, run_id=run_id))
+            metadata = metadata_for(path, sidecars, explicit)
+            places = metadata_places(path, sidecars, explicit)
+            results.append(ingest_file(path, source, store, segmenter, metadata=metadata,
+                                       speaker_aliases=speaker_aliases, run_id=run_id, deidentifier=deidentifier,
+                                       pseudonyms=pseudonyms, allow=[*allow, *places]))
         except OSError as err:  # unreadable file, permissions: this file fails, the batch goes on
             results.append(IngestResult(str(path), "failed", error=f"{path}: {err}", reason=type(err).__name__))
     return IngestReport(tuple(results))
@@ -54,13 +66,30 @@ def ingest_file(
     metadata: SourceMetadata | None = None,
     speaker_aliases: dict[str, Speaker] | None = None,
     run_id: int | None = None,
+    deidentifier: Deidentifier | None = None,
+    pseudonyms: Pseudonymizer | None = None,
+    allow: Sequence[str] = (),
 ) -> IngestResult:
-    """Read, segment and store one file in one transaction; bad input becomes a failed result.
+    """Read, de-identify, segment and store one file in one transaction; bad input becomes a
+    failed result.
 
-    Transient errors (I/O, a locked database) propagate, so a caller can retry them.
+    Only the de-identified text is stored (:func:`pipeline.corpus.deidentify.deidentify_transcript`):
+    names, e-mail addresses and phone numbers become tags, the header's name becomes the
+    respondent's code from the workspace registry (``pseudonyms``; default: the registry in
+    ``store`` keyed by the workspace key beside a SQLite database). ``allow``: words never taken
+    for names. Transient errors (I/O, a locked database) propagate, so a caller can retry them.
     """
+    deidentifier = deidentifier or load_deidentifier()
+    pseudonyms = pseudonyms or store_pseudonymizer(store)
     try:
-        transcript = load_transcript(path, source=source, metadata=metadata, speaker_aliases=speaker_aliases)
+        parsed = load_transcript(path, source=source, metadata=metadata, speaker_aliases=speaker_aliases,
+                                 pseudonyms=pseudonyms)
+        deidentified = deidentify_transcript(parsed, deidentifier, allow=allow)
+        transcript = deidentified.transcript
+        if deidentified.n_replaced:
+            # counts only: the names themselves are never logged
+            logger.info("%s: de-identified (%s)", source,
+                        ", ".join(f"{n} {kind.lower()}" for kind, n in deidentified.counts.items()))
         active = store.active_version(transcript.source)
         if active is not None and active[0] == transcript.transcript_id:
             # the same content is stored already: skip segmenting, the costly part (issue 8)
@@ -73,3 +102,34 @@ def ingest_file(
         return IngestResult(str(path), "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
     logger.info("%s: %s (%d utterances)", source, status, len(utterances))
     return IngestResult(str(path), status, transcript.transcript_id, len(utterances))
+
+
+def metadata_places(path: Path, sidecars: dict[Path, dict[str, SourceMetadata]],
+                    explicit: dict[str, SourceMetadata] | None = None) -> list[str]:
+    """The municipalities named in the metadata that governs ``path`` (the explicit file and
+    the nearest ``metadata.csv`` that :func:`metadata_for` read): never taken for names, and the
+    same whether a file is ingested alone or in a batch."""
+    rows = list((explicit or {}).values())
+    for folder in (path.parent, *path.parent.parents):
+        sidecar = folder / METADATA_FILE
+        if sidecar in sidecars and sidecar.is_file():
+            rows.extend(sidecars[sidecar].values())
+            break
+    return sorted({row.municipality for row in rows if row.municipality})
+
+
+def store_pseudonymizer(store: Store, key_file: Path | None = None) -> Pseudonymizer:
+    """The pseudonymizer of the workspace that holds ``store``: its registry in the database and
+    the workspace key in ``key_file`` (default: ``codeer.key`` beside a SQLite database file).
+
+    A database that is not a SQLite file (PostgreSQL, in memory) needs ``key_file``; the CLI
+    and the flows pass the workspace's (:attr:`pipeline.config.WorkspacePaths.key_file`).
+    """
+    if key_file is None:
+        database = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            raise ConfigError(
+                f"{store.url}: respondent codes need the workspace key, and this database has no workspace folder. "
+                "Pass the key file (the CLI and the flows use <workspace>/codeer.key).")
+        key_file = Path(database).parent / KEY_FILE
+    return workspace_pseudonymizer(store, key_file)

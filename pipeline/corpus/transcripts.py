@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import logging
 import re
 import unicodedata
@@ -26,6 +25,7 @@ from pipeline.errors import (
     UndecodableFileError,
     UnknownSpeakerError,
 )
+from pipeline.corpus.pseudonyms import Pseudonymizer
 from pipeline.hashing import text_hash
 from pipeline.records import Role, Speaker, Transcript, Turn
 
@@ -256,8 +256,16 @@ def parse_transcript(
     file_format: str = "txt",
     encoding: str = "utf-8",
     speaker_aliases: dict[str, Speaker] | None = None,
+    pseudonyms: Pseudonymizer | None = None,
 ) -> Transcript:
     """Parse normalised text into a :class:`Transcript` (header, metadata, turns).
+
+    The respondent code is the one in ``metadata.csv``, else a code in the header
+    (``Naam respondent: BA``), else one issued by ``pseudonyms`` (the workspace registry, see
+    :mod:`pipeline.corpus.pseudonyms`) for the header's name or, without one, for the source
+    key. Without ``pseudonyms`` an in-memory registry is used: its codes are unique within
+    this call only. The name stays in :attr:`Transcript.text` until
+    :func:`pipeline.corpus.deidentify.deidentify_transcript` replaces it.
 
     Interviews need turns labelled by speaker (``Onderzoeker:``/``Respondent:``, ``I:``/``R:``,
     ``Interviewer:``, a speaker code or a name); policy documents (header ``Titel:`` or role
@@ -284,7 +292,8 @@ def parse_transcript(
 
     is_document = metadata.role == Role.DOCUMENT or file_format == "pdf" or "title" in header or "document_type" in header
     municipality = metadata.municipality or _municipality_from_header(header)
-    respondent = metadata.respondent or _respondent_from_header(header, path)
+    respondent = metadata.respondent or _respondent_from_header(header, source or path.name,
+                                                                   pseudonyms or Pseudonymizer.ephemeral())
     role = Role(metadata.role) if metadata.role else (Role.DOCUMENT if is_document else _role_from_header(header, respondent))
     if not municipality:
         logger.warning("%s: no municipality in the header or metadata.csv; stored as 'onbekend'", path)
@@ -414,16 +423,17 @@ def _municipality_from_header(header: dict[str, str]) -> str:
     return value
 
 
-def _respondent_from_header(header: dict[str, str], path: Path) -> str:
+def _respondent_from_header(header: dict[str, str], source: str, pseudonyms: Pseudonymizer) -> str:
     value = header.get("respondent", "").strip()
     if _CODE_LIKE.match(value):
         return value
     if value:
-        # A name: never store it. A stable pseudonym keeps respondents apart.
-        logger.warning("%s: the header names the respondent; a pseudonymous code is used. "
-                       "Give the thesis code in metadata.csv.", path)
-        return "X" + hashlib.sha1(value.lower().encode()).hexdigest()[:4].upper()
-    return "X" + hashlib.sha1(path.stem.encode()).hexdigest()[:4].upper()
+        # A name: never stored. The registry's code keeps respondents apart without revealing them.
+        code = pseudonyms.code_for_name(value)
+        logger.warning("%s: the header names the respondent; the name is replaced by the code %s. "
+                       "Give the thesis code in metadata.csv to use that instead.", source, code)
+        return code
+    return pseudonyms.code_for_source(source)
 
 
 def _role_from_header(header: dict[str, str], respondent: str) -> Role:
@@ -445,15 +455,17 @@ def load_transcript(
     source: str | None = None,
     metadata: SourceMetadata | None = None,
     speaker_aliases: dict[str, Speaker] | None = None,
+    pseudonyms: Pseudonymizer | None = None,
 ) -> Transcript:
-    """Read and parse one file. Raises a :class:`TranscriptFormatError` subclass on bad input."""
+    """Read and parse one file (see :func:`parse_transcript`). Raises a
+    :class:`TranscriptFormatError` subclass on bad input."""
     path = Path(path)
     if not path.is_file():
         raise TranscriptFormatError(path, "no such file", fix="Check the path.")
     text, file_format, encoding = read_source_text(path)
     return parse_transcript(
         text, path, source=source, metadata=metadata, file_format=file_format,
-        encoding=encoding, speaker_aliases=speaker_aliases,
+        encoding=encoding, speaker_aliases=speaker_aliases, pseudonyms=pseudonyms,
     )
 
 

@@ -8,7 +8,6 @@ codable utterance (interviewer text, headings) is reported, never dropped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections import Counter, defaultdict
@@ -18,6 +17,11 @@ from pathlib import Path
 
 from pipeline.codebook import Codebook
 from pipeline.corpus import (
+    Deidentifier,
+    Pseudonymizer,
+    deidentify_transcript,
+    load_deidentifier,
+    store_pseudonymizer,
     INTERVIEWER_LABELS,
     RESPONDENT_LABELS,
     Segmenter,
@@ -83,7 +87,8 @@ def _variable(values: Sequence[tuple[str, str]], field_name: str, mapping: QdaMa
     return next((value for name, value in values if name.casefold() in wanted and value), "")
 
 
-def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping) -> tuple[SourceMetadata, list[str]]:
+def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping,
+                     pseudonyms: Pseudonymizer) -> tuple[SourceMetadata, list[str]]:
     values = list(source.variables)
     for case in project.cases:
         if source.guid in case.sources:
@@ -93,7 +98,7 @@ def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping
     respondent = _variable(values, "respondent", mapping)
     if respondent and not _CODE_LIKE.match(respondent):
         # A name, not a code: never store it.
-        respondent = "X" + hashlib.sha1(respondent.casefold().encode()).hexdigest()[:4].upper()
+        respondent = pseudonyms.code_for_name(respondent)  # a name: never stored
         notes.append(f"source {source.name!r}: the respondent variable is not a code; stored as {respondent}.")
     role_value = _variable(values, "role", mapping).casefold()
     role = role_value if role_value in {r.value for r in Role} else next(
@@ -117,7 +122,8 @@ def _is_document(text: str, role: str) -> bool:
 
 
 def transcript_from_source(source: QdaSource, source_key: str, archive: str, metadata: SourceMetadata,
-                           speaker_aliases: Mapping[str, Speaker] | None = None) -> Transcript:
+                           speaker_aliases: Mapping[str, Speaker] | None = None,
+                           pseudonyms: Pseudonymizer | None = None) -> Transcript:
     """A :class:`Transcript` of a QDA text source.
 
     Text with speaker labels (``Onderzoeker:``/``Respondent:`` ...) and policy documents are
@@ -133,7 +139,8 @@ def transcript_from_source(source: QdaSource, source_key: str, archive: str, met
     path = f"{archive}:{source_key}"
     aliases = dict(speaker_aliases or {})
     if _has_speaker_labels(source.text, aliases) or _is_document(source.text, metadata.role):
-        return parse_transcript(source.text, path, source=source_key, metadata=metadata, speaker_aliases=aliases)
+        return parse_transcript(source.text, path, source=source_key, metadata=metadata, speaker_aliases=aliases,
+                                pseudonyms=pseudonyms)
     role = Role(metadata.role) if metadata.role else Role.OTHER
     speaker = Speaker.DOCUMENT if role == Role.DOCUMENT else Speaker.RESPONDENT
     turns, position = [], 0
@@ -145,7 +152,7 @@ def transcript_from_source(source: QdaSource, source_key: str, archive: str, met
         position += len(line) + 1
     if not turns:
         raise TranscriptFormatError(path, "the source holds no text")
-    respondent = metadata.respondent or "X" + hashlib.sha1(source_key.casefold().encode()).hexdigest()[:4].upper()
+    respondent = metadata.respondent or (pseudonyms or Pseudonymizer.ephemeral()).code_for_source(source_key)
     return Transcript(source=source_key, path=path, content_hash=text_hash(source.text), text=source.text,
                       municipality=metadata.municipality or "onbekend", respondent=respondent, role=role,
                       turns=tuple(turns))
@@ -164,6 +171,8 @@ def import_qdpx(
     mapping: QdaMapping | None = None,
     *,
     run_id: int | None = None,
+    deidentifier: Deidentifier | None = None,
+    pseudonyms: Pseudonymizer | None = None,
 ) -> QdaImportReport:
     """Import a REFI-QDA project: its text sources as transcripts, its codings as annotations.
 
@@ -181,6 +190,10 @@ def import_qdpx(
         Where to store, how to segment, and the codebook the mapping targets.
     mapping
         From :func:`load_qda_mapping`; without one, only codes exported by codeer are recognised.
+    deidentifier, pseudonyms
+        De-identification and the respondent code registry, as for ``codeer ingest`` (defaults:
+        deduce with the packaged allow-list; the registry of ``store``). Source texts are
+        de-identified before they are stored and the selections moved along with the text.
 
     Returns
     -------
@@ -195,6 +208,8 @@ def import_qdpx(
     """
     project = read_qdpx(path)
     mapping = mapping or QdaMapping()
+    deidentifier = deidentifier or load_deidentifier()
+    pseudonyms = pseudonyms or store_pseudonymizer(store)
     targets, unused = resolve_codes(project.codes, mapping, codebook)
     codes_by_guid = {code.guid: code for code in project.codes}
     problems = list(project.skipped)
@@ -216,10 +231,12 @@ def import_qdpx(
         if not source.text.strip():
             problems.append(f"source {key!r}: empty text; left out with its {len(source.selections)} selection(s).")
             continue
-        metadata, metadata_notes = _source_metadata(source, project, mapping)
+        metadata, metadata_notes = _source_metadata(source, project, mapping, pseudonyms)
         notes.extend(metadata_notes)
         try:
-            transcript = transcript_from_source(source, key, Path(project.path).name, metadata, mapping.speakers)
+            parsed = transcript_from_source(source, key, Path(project.path).name, metadata, mapping.speakers, pseudonyms)
+            deidentified = deidentify_transcript(parsed, deidentifier)
+            transcript, moved = deidentified.transcript, deidentified.offsets
         except TranscriptFormatError as err:
             statuses["failed"] += 1
             problems.append(f"source {key!r}: {err} Its {len(source.selections)} selection(s) are not placed.")
@@ -262,7 +279,7 @@ def import_qdpx(
                 problems.append(f"{label}: the text at its offsets does not match its name (the source's other "
                                 "selections do), so the offsets are off; not imported.")
                 continue
-            placed = place_selection(selection.start, selection.end, utterances)
+            placed = place_selection(moved(selection.start), moved(selection.end), utterances)
             if not placed:
                 problems.append(f"{label}: lies outside every codable utterance (interviewer text or a heading); "
                                 "not imported.")

@@ -10,9 +10,10 @@ from pipeline.store.database import (
     open_store,
     upgrade_schema,
 )
+from pipeline.store.privacy import ErasurePlan
 from pipeline.store.rows import now
 
 __all__ = [
-    "CODINGS_FRAME_COLUMNS", "Store", "StoredAnnotation", "StoredTranscript", "now", "open_store",
+    "CODINGS_FRAME_COLUMNS", "ErasurePlan", "Store", "StoredAnnotation", "StoredTranscript", "now", "open_store",
     "upgrade_schema",
 ]

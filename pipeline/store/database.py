@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.records import Annotation, Coding, Prediction, Transcript, Utterance
+from pipeline.store.privacy import PrivacyQueries
 from pipeline.store.questionnaire import QuestionnaireQueries
 from pipeline.store.review import ReviewQueries, UserQueries
 from pipeline.store.rows import _utterance_from_row, _utterance_row, now
@@ -72,7 +73,7 @@ class StoredAnnotation:
     created_at: str
 
 
-class Store(UserQueries, ReviewQueries, QuestionnaireQueries):
+class Store(UserQueries, ReviewQueries, QuestionnaireQueries, PrivacyQueries):
     """Access to the codeer database. Create with :func:`open_store`."""
 
     def __init__(self, engine: Engine) -> None:
