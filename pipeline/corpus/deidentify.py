@@ -131,10 +131,28 @@ class Deidentifier:
             start, end = annotation.start_char, annotation.end_char
             if kind == "PERSOON":
                 start = _trim_leading_words(text, start, end)
+                end = self._trim_trailing_words(text, start, end, allow)
                 if start >= end or not self.is_name(text[start:end], allow):
                     continue
             found.append((start, end, kind))
         return found
+
+    def _trim_trailing_words(self, text: str, start: int, end: int, allow: frozenset[str]) -> int:
+        """deduce reads "Sandra Wolters van het Wmo-loket" as one surname with an interfix; cut
+        the span before an interfix that only allow-listed words or places follow, or before a
+        word that continues as a compound ("Wmo-loket")."""
+        words = list(_WORD.finditer(text, start, end))
+        allowed = self.allow | allow
+        if words and end < len(text) and text[end] == "-" and text[end + 1:end + 2].isalpha():
+            words = words[:-1]  # the last word is the start of a compound, not a name
+            end = words[-1].end() if words else start
+        for index in range(1, len(words)):
+            if _fold(words[index].group()) not in _INTERFIXES:
+                continue
+            rest = [_fold(w.group()) for w in words[index:] if _fold(w.group()) not in _INTERFIXES]
+            if len(rest) < len(words) - index and all(word in allowed or word in self.places for word in rest):
+                return words[index - 1].end()
+        return end
 
     def is_name(self, span: str, allow: frozenset[str] = frozenset()) -> bool:
         """Whether a span deduce took for a person's name is one. Not a name: a span on an
@@ -335,11 +353,12 @@ def deidentify_transcript(transcript: Transcript, deidentifier: Deidentifier, *,
         if not _is_name_label(turn.label, transcript.respondent) or turn.line - 1 >= len(line_starts):
             continue
         line_start = line_starts[turn.line - 1]
-        match = _LABEL_LINE.match(text, line_start, turn.start)
+        match = _LABEL_LINE.match(text[line_start:turn.start])
         if match is None or match.group("label").strip() != turn.label:
             continue
         standard = "Respondent" if turn.speaker == Speaker.RESPONDENT else "Onderzoeker"
-        replacements.append((match.start("label"), match.start("label") + len(turn.label), standard, "LABEL"))
+        label_start = line_start + match.start("label")
+        replacements.append((label_start, label_start + len(turn.label), standard, "LABEL"))
         if turn.speaker == Speaker.RESPONDENT:
             known.append((turn.label, RESPONDENT_TAG))
         elif all(name != turn.label for name, _ in known):

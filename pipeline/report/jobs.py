@@ -149,4 +149,6 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
                                differences=compare_municipalities(ratings, rules), codings=codings,
                                fictional=fictional, region_name=region_name)
         files += [written.html, written.markdown, written.excel]
+    # ratings that rested on forgotten data (codeer forget) are computed again now
+    store.clear_stale_ratings()
     return RateResult(ratings, context, files, n["rows"])

@@ -14,9 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.store.rows import now
 
-if TYPE_CHECKING:
-    pass
-
 _CHUNK = 500
 
 
@@ -73,6 +70,14 @@ class PrivacyQueries:
                 except IntegrityError:
                     continue
         raise RuntimeError(f"respondent code for key {key[:8]}… could not be registered")  # pragma: no cover
+
+    def respondent_known(self, code: str) -> bool:
+        """Whether the registry issued ``code`` or any stored row carries it."""
+        r = self._table("respondent_codes")
+        answers = self._table("questionnaire_answers")
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(r.c.id).where(r.c.code == code)).first() is not None or \
+                connection.execute(sa.select(answers.c.id).where(answers.c.respondent == code)).first() is not None
 
     def count_respondent_codes(self) -> int:
         """How many codes the registry has issued."""
