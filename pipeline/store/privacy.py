@@ -169,8 +169,8 @@ class PrivacyQueries:
         """Municipalities whose ratings rest on erased data, with the reason, until the next rating."""
         stale = self._table("stale_ratings")
         with self.engine.connect() as connection:
-            return dict(connection.execute(sa.select(stale.c.municipality, stale.c.reason)
-                                           .order_by(stale.c.municipality)).tuples().all())
+            rows = connection.execute(sa.select(stale.c.municipality, stale.c.reason).order_by(stale.c.municipality))
+            return {row.municipality: row.reason for row in rows}
 
     def clear_stale_ratings(self) -> int:
         """Forget the marks (the ratings were computed again); return how many there were."""
