@@ -98,7 +98,8 @@ def ingest_file(
         utterances = segment_transcript(transcript, segmenter)
         status = store.save_transcript(transcript, utterances, run_id=run_id, segmenter=segmenter.name)
     except CodeerError as err:
-        logger.info("failed: %s", err)
+        # the reason, not the message: a message may quote a speaker label, which may be a name
+        logger.info("%s: failed (%s)", source, getattr(err, "reason", type(err).__name__))
         return IngestResult(str(path), "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
     logger.info("%s: %s (%d utterances)", source, status, len(utterances))
     return IngestResult(str(path), status, transcript.transcript_id, len(utterances))

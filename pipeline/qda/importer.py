@@ -87,12 +87,17 @@ def _variable(values: Sequence[tuple[str, str]], field_name: str, mapping: QdaMa
     return next((value for name, value in values if name.casefold() in wanted and value), "")
 
 
-def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping,
-                     pseudonyms: Pseudonymizer) -> tuple[SourceMetadata, list[str]]:
+def _source_values(source: QdaSource, project: QdaProject) -> list[tuple[str, str]]:
     values = list(source.variables)
     for case in project.cases:
         if source.guid in case.sources:
             values.extend(case.variables)
+    return values
+
+
+def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping,
+                     pseudonyms: Pseudonymizer) -> tuple[SourceMetadata, list[str]]:
+    values = _source_values(source, project)
     notes = []
     municipality = _variable(values, "municipality", mapping)
     respondent = _variable(values, "respondent", mapping)
@@ -221,6 +226,9 @@ def import_qdpx(
     context: dict[str, tuple[Utterance, Transcript]] = {}
     n_selections = n_placed = n_machine = n_ignored = 0
     key_counts = Counter(source.name for source in project.sources)
+    # the project's municipalities are never taken for names (as the metadata's for codeer ingest)
+    places = sorted({_variable(_source_values(source, project), "municipality", mapping) for source in project.sources}
+                    - {""})
     for source in project.sources:
         key = source.name if key_counts[source.name] == 1 else f"{source.name} [{source.guid[:8]}]"
         notes.extend(source.notes)
@@ -235,7 +243,7 @@ def import_qdpx(
         notes.extend(metadata_notes)
         try:
             parsed = transcript_from_source(source, key, Path(project.path).name, metadata, mapping.speakers, pseudonyms)
-            deidentified = deidentify_transcript(parsed, deidentifier)
+            deidentified = deidentify_transcript(parsed, deidentifier, allow=places)
             transcript, moved = deidentified.transcript, deidentified.offsets
         except TranscriptFormatError as err:
             statuses["failed"] += 1
