@@ -54,6 +54,7 @@ _KINDS = {
 _DISABLED_GROUPS = frozenset({"locations", "institutions", "dates", "ages"})
 _INTERFIXES = frozenset({"de", "der", "den", "van", "von", "het", "ten", "ter", "te", "la", "le", "du", "op", "in", "'t"})
 _DOCUMENT_LABELS = frozenset({"kop", "tekst", "alinea"})
+_COMPASS = frozenset({"noord", "oost", "zuid", "west", "midden", "noordoost", "noordwest", "zuidoost", "zuidwest"})
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 
 
@@ -171,8 +172,10 @@ class Deidentifier:
         core = [word for word in words if word not in _INTERFIXES and len(word) > 1]
         if not core or all(word in allowed for word in core):
             return False
-        if words[0] not in _INTERFIXES and all(word in allowed or word in self.places for word in core):
-            return False
+        if words[0] not in _INTERFIXES and all(
+                word in allowed or all(part in self.places or part in _COMPASS for part in word.split("-"))
+                for word in core):
+            return False  # "Gelderland", "Oost-Gelderland", "gemeente Aalten"
         return not (len(words) == 1 and words[0] in self.common_words)
 
 
