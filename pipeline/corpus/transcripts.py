@@ -260,12 +260,7 @@ def parse_transcript(
 ) -> Transcript:
     """Parse normalised text into a :class:`Transcript` (header, metadata, turns).
 
-    The respondent code is the one in ``metadata.csv``, else a code in the header
-    (``Naam respondent: BA``), else one issued by ``pseudonyms`` (the workspace registry, see
-    :mod:`pipeline.corpus.pseudonyms`) for the header's name or, without one, for the source
-    key. Without ``pseudonyms`` an in-memory registry is used: its codes are unique within
-    this call only. The name stays in :attr:`Transcript.text` until
-    :func:`pipeline.corpus.deidentify.deidentify_transcript` replaces it.
+    Respondent code: metadata's, the header's, else from ``pseudonyms`` (default: in memory, this call only).
 
     Interviews need turns labelled by speaker (``Onderzoeker:``/``Respondent:``, ``I:``/``R:``,
     ``Interviewer:``, a speaker code or a name); policy documents (header ``Titel:`` or role
@@ -292,8 +287,7 @@ def parse_transcript(
 
     is_document = metadata.role == Role.DOCUMENT or file_format == "pdf" or "title" in header or "document_type" in header
     municipality = metadata.municipality or _municipality_from_header(header)
-    respondent = metadata.respondent or _respondent_from_header(header, source or path.name,
-                                                                   pseudonyms or Pseudonymizer.ephemeral())
+    respondent = metadata.respondent or _respondent_from_header(header, source or path.name, pseudonyms)
     role = Role(metadata.role) if metadata.role else (Role.DOCUMENT if is_document else _role_from_header(header, respondent))
     if not municipality:
         logger.warning("%s: no municipality in the header or metadata.csv; stored as 'onbekend'", path)
@@ -423,17 +417,16 @@ def _municipality_from_header(header: dict[str, str]) -> str:
     return value
 
 
-def _respondent_from_header(header: dict[str, str], source: str, pseudonyms: Pseudonymizer) -> str:
-    value = header.get("respondent", "").strip()
+def _respondent_from_header(header: dict[str, str], source: str, pseudonyms: Pseudonymizer | None) -> str:
+    value, pseudonyms = header.get("respondent", "").strip(), pseudonyms or Pseudonymizer.ephemeral()
     if _CODE_LIKE.match(value):
         return value
-    if value:
-        # A name: never stored. The registry's code keeps respondents apart without revealing them.
-        code = pseudonyms.code_for_name(value)
-        logger.warning("%s: the header names the respondent; the name is replaced by the code %s. "
-                       "Give the thesis code in metadata.csv to use that instead.", source, code)
-        return code
-    return pseudonyms.code_for_source(source)
+    if not value:
+        return pseudonyms.code_for_source(source)
+    code = pseudonyms.code_for_name(value)  # a name: never stored; the registry's code replaces it
+    logger.warning("%s: the header names the respondent; stored as %s. Give the thesis code in metadata.csv "
+                   "to use that instead.", source, code)
+    return code
 
 
 def _role_from_header(header: dict[str, str], respondent: str) -> Role:
@@ -457,8 +450,7 @@ def load_transcript(
     speaker_aliases: dict[str, Speaker] | None = None,
     pseudonyms: Pseudonymizer | None = None,
 ) -> Transcript:
-    """Read and parse one file (see :func:`parse_transcript`). Raises a
-    :class:`TranscriptFormatError` subclass on bad input."""
+    """Read and parse one file (:func:`parse_transcript`); bad input raises a :class:`TranscriptFormatError`."""
     path = Path(path)
     if not path.is_file():
         raise TranscriptFormatError(path, "no such file", fix="Check the path.")
