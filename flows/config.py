@@ -75,7 +75,7 @@ class RunConfig(BaseModel):
                    database_url=settings.db.get_secret_value() if settings.db else None,
                    codebook_version=settings.codebook_version, encoder_threads=settings.threads,
                    device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
-                   encoder=settings.encoder, **run_options)
+                   encoder=settings.encoder, privacy_allow=list(settings.privacy_allow), **run_options)
 
     @property
     def url(self) -> str:
