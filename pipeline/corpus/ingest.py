@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from pipeline.corpus.deidentify import Deidentifier, deidentify_transcript, load
 from pipeline.corpus.pseudonyms import KEY_FILE, Pseudonymizer, workspace_pseudonymizer
 from pipeline.corpus.segment import Segmenter, segment_transcript
 from pipeline.corpus.transcripts import METADATA_FILE, SourceMetadata, find_sources, load_transcript, metadata_for, read_metadata
-from pipeline.errors import CodeerError, ConfigError
+from pipeline.config import WorkspacePaths
+from pipeline.errors import CodeerError
 from pipeline.records import IngestReport, IngestResult, Speaker
 from pipeline.store import Store
 
@@ -121,16 +123,15 @@ def metadata_places(path: Path, sidecars: dict[Path, dict[str, SourceMetadata]],
 
 def store_pseudonymizer(store: Store, key_file: Path | None = None) -> Pseudonymizer:
     """The pseudonymizer of the workspace that holds ``store``: its registry in the database and
-    the workspace key in ``key_file`` (default: ``codeer.key`` beside a SQLite database file).
-
-    A database that is not a SQLite file (PostgreSQL, in memory) needs ``key_file``; the CLI
-    and the flows pass the workspace's (:attr:`pipeline.config.WorkspacePaths.key_file`).
+    the workspace key in ``key_file``. Default: ``codeer.key`` beside a SQLite database file;
+    for another database (PostgreSQL, in memory) the workspace of the environment
+    (``CODEER_HOME``, else the current folder), as :class:`pipeline.config.Settings` finds it.
+    The CLI and the flows pass their workspace's :attr:`pipeline.config.WorkspacePaths.key_file`.
     """
     if key_file is None:
         database = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
-        if not database or database == ":memory:":
-            raise ConfigError(
-                f"{store.url}: respondent codes need the workspace key, and this database has no workspace folder. "
-                "Pass the key file (the CLI and the flows use <workspace>/codeer.key).")
-        key_file = Path(database).parent / KEY_FILE
+        if database and database != ":memory:":
+            key_file = Path(database).parent / KEY_FILE
+        else:
+            key_file = WorkspacePaths(Path(os.environ.get("CODEER_HOME") or ".")).key_file
     return workspace_pseudonymizer(store, key_file)
