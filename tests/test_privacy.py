@@ -261,3 +261,30 @@ def test_forget_a_transcript_by_source_and_from_the_command_line(tmp_path: Path,
     missing = invoke("forget", "--transcript", "a.txt", "--yes")
     assert missing.exit_code == 1 and "no transcript a.txt" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_upgrading_a_workspace_from_before_deidentification_says_what_to_do(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from pipeline.store.database import MIGRATIONS
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'codeer.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.execute(sa.text(
+            "INSERT INTO transcripts (id, source, path, content_hash, file_format, encoding, kind, municipality, "
+            "respondent, role, text, status, ingested_at) VALUES ('t1', 'a.txt', 'a.txt', 'h', 'txt', 'utf-8', "
+            "'interview', 'Aalten', 'X1A2B', 'other', 'Naam respondent: Jan', 'active', 'now')"))
+    engine.dispose()
+    caplog.set_level(logging.WARNING)
+    store = open_store(f"sqlite:///{tmp_path / 'codeer.db'}")
+    assert "1 transcript version(s) stored before de-identification" in caplog.text
+    assert "1 respondent code(s) derived from names" in caplog.text and "codeer forget --transcript" in caplog.text
+    assert store.count_respondent_codes() == 0
+    store.close()
