@@ -288,3 +288,43 @@ def test_upgrading_a_workspace_from_before_deidentification_says_what_to_do(
     assert "1 respondent code(s) derived from names" in caplog.text and "codeer forget --transcript" in caplog.text
     assert store.count_respondent_codes() == 0
     store.close()
+
+
+def test_a_qdpx_import_is_deidentified_and_its_codings_land_on_the_moved_words(
+        fresh_store, segmenter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.qda import import_qdpx, load_qda_mapping
+
+    source_guid, code_guid, user_guid = ("5A000000-0000-4000-8000-000000000001", "C0000000-0000-4000-8000-000000000001",
+                                         "0E000000-0000-4000-8000-000000000001")
+    text = ("Onderzoeker: Hoe gaat het met het werk?\n\nRespondent: Volgens Pieter Bakker van de GGD gaat het goed. "
+            "De werkdruk is echt te hoog.\n")
+    phrase = "De werkdruk is echt te hoog."
+    start = text.index(phrase)
+    qde = f"""<?xml version="1.0" encoding="utf-8"?>
+<Project xmlns="urn:QDA-XML:project:1.0" name="p" origin="NVivo 14">
+ <Users><User guid="{user_guid}" name="Onderzoeker A"/></Users>
+ <CodeBook><Codes><Code guid="{code_guid}" name="Werkdruk" isCodable="true"/></Codes></CodeBook>
+ <Variables><Variable guid="7A000000-0000-4000-8000-000000000002" name="Respondent" typeOfVariable="Text"/></Variables>
+ <Sources><TextSource guid="{source_guid}" name="interview.txt" plainTextPath="internal://{source_guid}.txt">
+  <PlainTextSelection guid="5E1E0000-0000-4000-8000-000000000001" name="Reference 1" startPosition="{start}"
+      endPosition="{start + len(phrase)}" creatingUser="{user_guid}"><Coding guid="C0D10000-0000-4000-8000-000000000001"
+      creatingUser="{user_guid}"><CodeRef targetGUID="{code_guid}"/></Coding></PlainTextSelection>
+  <VariableValue><VariableRef targetGUID="7A000000-0000-4000-8000-000000000002"/><TextValue>Marieke de Vries</TextValue></VariableValue>
+ </TextSource></Sources>
+</Project>"""
+    archive = tmp_path / "p.qdpx"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("project.qde", qde.encode("utf-8"))
+        z.writestr(f"sources/{source_guid}.txt", text.encode("utf-8"))
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text('codebook_version: garvin2008\ncodes:\n  Werkdruk: {code: tijd_evaluatie, direction: "-"}\n',
+                       encoding="utf-8")
+    book = load_codebook()
+    report = import_qdpx(archive, fresh_store, segmenter, book, load_qda_mapping(mapping, book))
+    assert report.n_codings_added == 1, (report.problems, report.notes)
+    (transcript,) = fresh_store.list_transcripts()
+    stored, _, _ = fresh_store.transcript_text(transcript.transcript_id)
+    assert "Pieter" not in stored and "Bakker" not in stored and "[PERSOON-1] van de GGD gaat" in stored
+    assert transcript.respondent == "R0001" and fresh_store.rows_mentioning("transcripts", "Marieke") == 0
+    ((utterance, codings, _, _),) = list(fresh_store.iter_annotated())
+    assert utterance.text == phrase and codings[0].code == "tijd_evaluatie"
