@@ -129,3 +129,9 @@ def test_speaker_label_names_are_respondent_or_interviewer(deidentifier: Deident
     new = deidentify_transcript(transcript, deidentifier).transcript.text
     assert "Petra" not in new and "Smit" not in new
     assert "Onderzoeker: Hoe is het team?" in new and "Goed, [PERSOON-1] vroeg" in new
+
+
+def test_a_registry_code_does_not_make_a_regional_respondent() -> None:
+    text = "Naam respondent: Jan de Vries\n\nOnderzoeker: Vraag?\n\nRespondent: Antwoord.\n"
+    transcript = parse_transcript(text, "x.txt", pseudonyms=Pseudonymizer.ephemeral())
+    assert transcript.respondent == "R0001" and transcript.role.value == "other"

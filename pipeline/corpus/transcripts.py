@@ -437,9 +437,9 @@ def _role_from_header(header: dict[str, str], respondent: str) -> Role:
         return Role.MANAGER
     if "regio" in function:
         return Role.REGIO
-    return {"B": Role.BELEIDSMEDEWERKER, "M": Role.MANAGER, "R": Role.REGIO, "T": Role.REGIO}.get(
-        respondent[:1], Role.OTHER
-    )
+    if not _CODE_LIKE.match(respondent):  # a registry code (R0001) says nothing about the role
+        return Role.OTHER
+    return {"B": Role.BELEIDSMEDEWERKER, "M": Role.MANAGER, "R": Role.REGIO, "T": Role.REGIO}.get(respondent[:1], Role.OTHER)
 
 
 def load_transcript(
