@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first: a bare `torch` requirement would pull CUDA (gigabytes).
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# deduce (de-identification, issue 19) without its regex<2025 cap; then build its lookup
+	# structures once here (minutes), not on the first ingest
+	$(BIN)/pip install --quiet --no-deps deduce==3.0.6
+	$(BIN)/python -c "import deduce; deduce.Deduce()"
 	touch $(STAMP)
 
 demo: install

@@ -52,16 +52,19 @@ RETRY: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retr
 @task(**RETRY)
 def ingest_task(path: str, source: str, config: RunConfig) -> IngestResult | State[IngestResult]:
     """Ingest one file (its own transaction); a file that cannot be read fails this task alone."""
-    from pipeline.corpus import ingest_file, metadata_for
+    from pipeline.corpus import SourceMetadata, ingest_file, metadata_for, metadata_places
 
+    sidecars: dict[Path, dict[str, SourceMetadata]] = {}
     try:
-        metadata = metadata_for(Path(path), {}, None)
+        metadata = metadata_for(Path(path), sidecars, None)
     except CodeerError as err:  # a broken metadata.csv fails its files like broken transcripts
         result = IngestResult(path, "failed", error=str(err), reason=getattr(err, "reason", type(err).__name__))
     else:
         context = run_context(config)
         result = ingest_file(Path(path), source, context.store, context.segmenter(), metadata=metadata,
-                             limits=config.input_limits)
+                             limits=config.input_limits,
+                             deidentifier=context.deidentifier(), pseudonyms=context.pseudonyms(),
+                             allow=[*config.privacy_allow, *metadata_places(Path(path), sidecars)])
     if result.status == "failed":
         # a failed state fails this task alone and keeps the result for the summary (Prefect's idiom)
         return Failed(message=f"{source}: {result.reason}", data=result)

@@ -16,7 +16,7 @@ from pipeline.config import InputLimits, Settings, WorkspacePaths
 if TYPE_CHECKING:
     from pipeline.coding import EmbeddingCache, LoadedModel
     from pipeline.coding.embed import Encoder
-    from pipeline.corpus import Segmenter
+    from pipeline.corpus import Deidentifier, Pseudonymizer, Segmenter
     from pipeline.store import Store
     from prefect.task_runners import TaskRunner
 
@@ -43,6 +43,7 @@ class RunConfig(BaseModel):
     review_budget: int | None = Field(None, ge=0, description="Review items per night; default 10% of the utterances.")
     review_batch_size: int = Field(10, ge=1)
     window: int = Field(1, ge=1, le=10)
+    privacy_allow: list[str] = Field(default_factory=list, description="Words de-identification never takes for names.")
     fictional: bool = Field(False, description="Mark the report as made from fictional data.")
     region_name: str = Field("de regio")
     review_url: str | None = Field(None, description="The review web app's address; the report links fragments to it.")
@@ -83,7 +84,7 @@ class RunConfig(BaseModel):
                    device=settings.device, review_threshold=settings.review_threshold, window=settings.window,
                    review_budget=settings.review_budget, review_batch_size=settings.review_batch_size,
                    encoder=settings.encoder, input_limits=settings.input_limits, review_url=settings.review_url,
-                   **run_options)
+                   privacy_allow=list(settings.privacy_allow), **run_options)
 
     @property
     def url(self) -> str:
@@ -152,6 +153,13 @@ def _segmenter(window: int) -> Segmenter:
 
 
 @lru_cache(maxsize=2)
+def _deidentifier(allow: tuple[str, ...]) -> Deidentifier:
+    from pipeline.corpus import load_deidentifier
+
+    return load_deidentifier(allow)
+
+
+@lru_cache(maxsize=2)
 def _model(path: str, codebook_version: str) -> LoadedModel:
     from pipeline.coding import load_model_folder
 
@@ -184,6 +192,17 @@ class RunContext:
         """The sentence splitter."""
         with _loading:
             return _segmenter(self.config.window)
+
+    def deidentifier(self) -> Deidentifier:
+        """The de-identifier (deduce and the allow-lists)."""
+        with _loading:
+            return _deidentifier(tuple(self.config.privacy_allow))
+
+    def pseudonyms(self) -> Pseudonymizer:
+        """The workspace's respondent code registry and key."""
+        from pipeline.corpus import store_pseudonymizer
+
+        return store_pseudonymizer(self.store, self.paths.key_file)
 
     def model(self, path: str) -> LoadedModel:
         """The model in folder ``path``, checked against the codebook version."""

@@ -118,6 +118,11 @@ class WorkspacePaths:
         return self.cache_dir / "embeddings.sqlite"
 
     @property
+    def key_file(self) -> Path:
+        """The workspace key (mode 0600) that keys respondent pseudonyms; never exported."""
+        return self.home / "codeer.key"
+
+    @property
     def prefect_home(self) -> Path:
         """The workspace's own Prefect home for runs without a Prefect server."""
         return self.home / ".prefect"
@@ -169,6 +174,7 @@ class Settings(BaseSettings):
         None, pattern=r"^https?://\S+$",
         description="Address of the review web app (codeer serve-review), e.g. http://localhost:8000: the report "
                     "links each fragment to its place in the transcript there. Unset: the report names transcript and turn.")
+    privacy_allow: list[str] = Field(default_factory=list, description="Words de-identification never takes for a person's name (organisations, places, project terms).")
 
     @classmethod
     def settings_customise_sources(

@@ -260,3 +260,11 @@ class InputTooLargeError(CodeerError, ValueError):
 
 class ModelFileError(CodeerError, ValueError):
     """A model folder's file cannot be read: damaged, of another format, or of untrusted types."""
+
+
+class WorkspaceKeyError(CodeerError, OSError):
+    """The workspace key (``codeer.key``, which keys respondent pseudonyms) cannot be read or made."""
+
+
+class ForgetError(CodeerError, LookupError):
+    """``codeer forget`` was asked for a respondent or transcript the workspace does not hold."""

@@ -133,4 +133,4 @@ def main() -> None:
 
 # The commands register themselves on `cli` when their modules are imported, so these
 # imports come after `cli` and `friendly` exist.
-from pipeline.cli import corpus, model, qda, report, review, runs  # noqa: E402,F401
+from pipeline.cli import corpus, model, privacy, qda, report, review, runs  # noqa: E402,F401

@@ -42,7 +42,7 @@ def ingest(obj: Context, paths: tuple[Path, ...], metadata: Path | None, speaker
 
         codeer ingest data/demo --metadata data/demo/metadata.csv
     """
-    from pipeline.corpus import ingest_paths, load_segmenter
+    from pipeline.corpus import ingest_paths, load_deidentifier, load_segmenter, store_pseudonymizer
 
     settings = obj.settings
     segmenter = load_segmenter(window or settings.window)
@@ -50,7 +50,8 @@ def ingest(obj: Context, paths: tuple[Path, ...], metadata: Path | None, speaker
     run_id = store.begin_run("ingest", settings.public_dict(), segmenter.name)
     report = ingest_paths(list(paths), store, segmenter, metadata_file=metadata,
                           speaker_aliases=_parse_speakers(speakers), run_id=run_id, show_progress=True,
-                          limits=settings.input_limits)
+                          limits=settings.input_limits, deidentifier=load_deidentifier(settings.privacy_allow),
+                          pseudonyms=store_pseudonymizer(store, settings.paths.key_file), allow=settings.privacy_allow)
     for result in report.results:
         if result.status in ("renamed", "duplicate", "skipped"):
             click.echo(f"{result.status.upper()} {result.path} ({result.reason})", err=result.status == "skipped")
@@ -117,17 +118,21 @@ def ingest_table(obj: Context, file: Path) -> None:
     """Store utterances that are already segmented (.csv, .jsonl, .xlsx).
 
     Columns: id, text, municipality, respondent, and optionally role, transcript, turn.
+    The text is de-identified before it is stored, as 'codeer ingest' does.
 
     Example:
 
         codeer ingest-table exported.csv
     """
-    from pipeline.corpus import read_table, transcripts_from_table
+    from pipeline.corpus import deidentify_rows, load_deidentifier, read_table, transcripts_from_table
 
     frame = read_table(file, required=("id", "text", "municipality", "respondent"))
     counts = {"new": 0, "changed": 0, "unchanged": 0}
     n_utterances = 0
+    deidentifier = load_deidentifier(obj.settings.privacy_allow)
+    municipalities = sorted(set(frame["municipality"]))
     for transcript, rows in transcripts_from_table(frame, file):
+        transcript, rows = deidentify_rows(transcript, rows, deidentifier, allow=municipalities)
         counts[obj.store.save_transcript(transcript, rows, segmenter="table")] += 1
         n_utterances += len(rows)
     click.echo(f"{n_utterances} utterances in {sum(counts.values())} transcript(s): "

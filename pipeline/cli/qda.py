@@ -50,14 +50,15 @@ def import_qdpx_command(obj: Context, file: Path, mapping: Path | None, suggest_
         return
     if mapping is not None and not mapping.is_file():
         raise click.ClickException(f"{mapping}: no such mapping file. Create one with --suggest-mapping.")
-    from pipeline.corpus import load_segmenter
+    from pipeline.corpus import load_deidentifier, load_segmenter, store_pseudonymizer
 
     settings = obj.settings
     segmenter = load_segmenter(settings.window)
     store = obj.store
     run_id = store.begin_run("import-qdpx", settings.public_dict(), segmenter.name)
     report = import_qdpx(file, store, segmenter, book, load_qda_mapping(mapping, book) if mapping else None,
-                         run_id=run_id, limits=settings.input_limits)
+                         run_id=run_id, limits=settings.input_limits, deidentifier=load_deidentifier(settings.privacy_allow),
+                         pseudonyms=store_pseudonymizer(store, settings.paths.key_file))
     for line in report.notes:
         click.echo(f"NOTE {line}", err=True)
     for line in (*report.unmapped, *report.problems):

@@ -67,6 +67,22 @@ class EmbeddingCache:
         with self._connection:
             self._connection.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?)", rows)
 
+    def encoder_ids(self) -> list[str]:
+        """The encoders the cache holds vectors of."""
+        return [row[0] for row in self._connection.execute("SELECT DISTINCT encoder_id FROM embeddings ORDER BY 1")]
+
+    def delete_keys(self, keys: Sequence[str]) -> int:
+        """Delete entries (``codeer forget``); return how many there were."""
+        deleted = 0
+        unique = list(dict.fromkeys(keys))
+        with self._connection:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                cursor = self._connection.execute(
+                    f"DELETE FROM embeddings WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                deleted += cursor.rowcount
+        return deleted
+
     def corrupt_for_test(self, key: str) -> None:
         """Flip bytes of one entry (used by the tests to prove corruption is detected)."""
         with self._connection:

@@ -12,7 +12,6 @@ from pipeline.corpus.annotations import (
     import_annotations,
     read_annotations,
 )
-from pipeline.corpus.ingest import ingest_file, ingest_paths
 from pipeline.corpus.migration import (
     CodebookMigration,
     code_translation,
@@ -21,6 +20,24 @@ from pipeline.corpus.migration import (
     write_annotation_file,
 )
 from pipeline.corpus.pdf import LabelledLine, SourceKindDecision, decide_source_kind, read_pdf
+from pipeline.corpus.deidentify import (
+    RESPONDENT_TAG,
+    Deidentified,
+    Deidentifier,
+    OffsetMap,
+    deidentify_rows,
+    deidentify_transcript,
+    load_deidentifier,
+)
+from pipeline.corpus.ingest import ingest_file, ingest_paths, metadata_places, store_pseudonymizer
+from pipeline.corpus.pseudonyms import (
+    KEY_FILE,
+    MemoryRegistry,
+    Pseudonymizer,
+    load_workspace_key,
+    name_key,
+    workspace_pseudonymizer,
+)
 from pipeline.corpus.questionnaire import ingest_questionnaire, read_questionnaire
 from pipeline.corpus.questionnaire_forms import (
     EVIDENCE_COLUMNS,
@@ -43,10 +60,13 @@ from pipeline.corpus.transcripts import (
 )
 
 __all__ = [
-    "CodebookMigration", "EVIDENCE_COLUMNS", "INTERVIEWER_LABELS", "LabelledLine", "QuestionnaireDefinitions",
-    "RESPONDENT_LABELS", "ROLE_ABBREVIATIONS", "SUMMARY_COUNTS", "Segmenter", "SourceKindDecision", "SourceMetadata",
-    "annotation_files", "annotation_record", "annotation_stats", "code_translation", "combine_scores",
-    "decide_source_kind", "decode_bytes", "find_skipped", "find_sources",
+    "CodebookMigration", "EVIDENCE_COLUMNS", "INTERVIEWER_LABELS", "KEY_FILE", "LabelledLine",
+    "QuestionnaireDefinitions", "RESPONDENT_LABELS", "RESPONDENT_TAG", "ROLE_ABBREVIATIONS", "SUMMARY_COUNTS",
+    "Deidentified", "Deidentifier", "MemoryRegistry", "OffsetMap", "Pseudonymizer", "Segmenter",
+    "SourceKindDecision", "SourceMetadata", "annotation_files", "annotation_record", "annotation_stats",
+    "code_translation", "combine_scores", "decide_source_kind", "decode_bytes", "deidentify_rows",
+    "deidentify_transcript", "find_skipped", "find_sources", "load_deidentifier", "load_workspace_key",
+    "metadata_places", "name_key", "store_pseudonymizer", "workspace_pseudonymizer",
     "import_annotations", "ingest_file", "ingest_paths", "ingest_questionnaire", "load_questionnaires",
     "load_segmenter", "load_transcript", "metadata_for", "migrate_annotation_files", "migrate_annotations",
     "parse_transcript", "read_annotations", "read_pdf", "read_questionnaire", "read_table", "segment_transcript",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import logging
 import re
 import unicodedata
@@ -28,6 +27,7 @@ from pipeline.errors import (
     UndecodableFileError,
     UnknownSpeakerError,
 )
+from pipeline.corpus.pseudonyms import Pseudonymizer
 from pipeline.hashing import text_hash
 from pipeline.records import Role, Speaker, Transcript, Turn
 
@@ -215,8 +215,11 @@ def parse_transcript(
     file_format: str = "txt",
     encoding: str = "utf-8",
     speaker_aliases: dict[str, Speaker] | None = None,
+    pseudonyms: Pseudonymizer | None = None,
 ) -> Transcript:
     """Parse normalised text into a :class:`Transcript` (header, metadata, turns).
+
+    Respondent code: metadata's, the header's, else from ``pseudonyms`` (default: in memory, this call only).
 
     Interviews need turns labelled by speaker (``Onderzoeker:``/``Respondent:``, ``I:``/``R:``,
     ``Interviewer:``, a speaker code or a name); policy documents (header ``Titel:`` or role
@@ -242,7 +245,7 @@ def parse_transcript(
         break
 
     municipality = metadata.municipality or _municipality_from_header(header)
-    respondent = metadata.respondent or _respondent_from_header(header, path)
+    respondent = metadata.respondent or _respondent_from_header(header, source or path.name, pseudonyms)
     is_document = metadata.role == Role.DOCUMENT or "title" in header or "document_type" in header
     detection = ""
     if file_format == "pdf" and not is_document and not metadata.role:
@@ -401,16 +404,16 @@ def _municipality_from_header(header: dict[str, str]) -> str:
     return value
 
 
-def _respondent_from_header(header: dict[str, str], path: Path) -> str:
-    value = header.get("respondent", "").strip()
+def _respondent_from_header(header: dict[str, str], source: str, pseudonyms: Pseudonymizer | None) -> str:
+    value, pseudonyms = header.get("respondent", "").strip(), pseudonyms or Pseudonymizer.ephemeral()
     if _CODE_LIKE.match(value):
         return value
-    if value:
-        # A name: never store it. A stable pseudonym keeps respondents apart.
-        logger.warning("%s: the header names the respondent; a pseudonymous code is used. "
-                       "Give the thesis code in metadata.csv.", path)
-        return "X" + hashlib.sha1(value.lower().encode()).hexdigest()[:4].upper()
-    return "X" + hashlib.sha1(path.stem.encode()).hexdigest()[:4].upper()
+    if not value:
+        return pseudonyms.code_for_source(source)
+    code = pseudonyms.code_for_name(value)  # a name: never stored; the registry's code replaces it
+    logger.warning("%s: the header names the respondent; stored as %s. Give the thesis code in metadata.csv "
+                   "to use that instead.", source, code)
+    return code
 
 
 def _role_from_header(header: dict[str, str], respondent: str) -> Role:
@@ -421,9 +424,9 @@ def _role_from_header(header: dict[str, str], respondent: str) -> Role:
         return Role.MANAGER
     if "regio" in function:
         return Role.REGIO
-    return {"B": Role.BELEIDSMEDEWERKER, "M": Role.MANAGER, "R": Role.REGIO, "T": Role.REGIO}.get(
-        respondent[:1], Role.OTHER
-    )
+    if not _CODE_LIKE.match(respondent):  # a registry code (R0001) says nothing about the role
+        return Role.OTHER
+    return {"B": Role.BELEIDSMEDEWERKER, "M": Role.MANAGER, "R": Role.REGIO, "T": Role.REGIO}.get(respondent[:1], Role.OTHER)
 
 
 def load_transcript(
@@ -433,14 +436,15 @@ def load_transcript(
     metadata: SourceMetadata | None = None,
     speaker_aliases: dict[str, Speaker] | None = None,
     limits: InputLimits = DEFAULT_LIMITS,
+    pseudonyms: Pseudonymizer | None = None,
 ) -> Transcript:
-    """Read and parse one file. Raises a :class:`TranscriptFormatError` subclass on bad input,
-    :class:`~pipeline.errors.InputTooLargeError` for a file over ``limits``."""
+    """Read and parse one file (:func:`parse_transcript`). Raises a :class:`TranscriptFormatError`
+    subclass on bad input, :class:`~pipeline.errors.InputTooLargeError` for a file over ``limits``."""
     path = Path(path)
     if not path.is_file():
         raise TranscriptFormatError(path, "no such file", fix="Check the path.")
     text, file_format, encoding = read_source_text(path, limits)
     return parse_transcript(
         text, path, source=source, metadata=metadata, file_format=file_format,
-        encoding=encoding, speaker_aliases=speaker_aliases,
+        encoding=encoding, speaker_aliases=speaker_aliases, pseudonyms=pseudonyms,
     )

@@ -8,7 +8,6 @@ codable utterance (interviewer text, headings) is reported, never dropped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections import Counter, defaultdict
@@ -19,6 +18,11 @@ from pathlib import Path
 from pipeline.codebook import Codebook
 from pipeline.config import InputLimits
 from pipeline.corpus import (
+    Deidentifier,
+    Pseudonymizer,
+    deidentify_transcript,
+    load_deidentifier,
+    store_pseudonymizer,
     INTERVIEWER_LABELS,
     RESPONDENT_LABELS,
     Segmenter,
@@ -97,17 +101,23 @@ def _variable(values: Sequence[tuple[str, str]], field_name: str, mapping: QdaMa
     return next((value for name, value in values if name.casefold() in wanted and value), "")
 
 
-def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping) -> tuple[SourceMetadata, list[str]]:
+def _source_values(source: QdaSource, project: QdaProject) -> list[tuple[str, str]]:
     values = list(source.variables)
     for case in project.cases:
         if source.guid in case.sources:
             values.extend(case.variables)
+    return values
+
+
+def _source_metadata(source: QdaSource, project: QdaProject, mapping: QdaMapping,
+                     pseudonyms: Pseudonymizer) -> tuple[SourceMetadata, list[str]]:
+    values = _source_values(source, project)
     notes = []
     municipality = _variable(values, "municipality", mapping)
     respondent = _variable(values, "respondent", mapping)
     if respondent and not _CODE_LIKE.match(respondent):
         # A name, not a code: never store it.
-        respondent = "X" + hashlib.sha1(respondent.casefold().encode()).hexdigest()[:4].upper()
+        respondent = pseudonyms.code_for_name(respondent)  # a name: never stored
         notes.append(f"source {source.name!r}: the respondent variable is not a code; stored as {respondent}.")
     role_value = _variable(values, "role", mapping).casefold()
     role = role_value if role_value in {r.value for r in Role} else next(
@@ -131,7 +141,8 @@ def _is_document(text: str, role: str) -> bool:
 
 
 def transcript_from_source(source: QdaSource, source_key: str, archive: str, metadata: SourceMetadata,
-                           speaker_aliases: Mapping[str, Speaker] | None = None) -> Transcript:
+                           speaker_aliases: Mapping[str, Speaker] | None = None,
+                           pseudonyms: Pseudonymizer | None = None) -> Transcript:
     """A :class:`Transcript` of a QDA text source.
 
     Text with speaker labels (``Onderzoeker:``/``Respondent:`` ...) and policy documents are
@@ -147,7 +158,8 @@ def transcript_from_source(source: QdaSource, source_key: str, archive: str, met
     path = f"{archive}:{source_key}"
     aliases = dict(speaker_aliases or {})
     if _has_speaker_labels(source.text, aliases) or _is_document(source.text, metadata.role):
-        return parse_transcript(source.text, path, source=source_key, metadata=metadata, speaker_aliases=aliases)
+        return parse_transcript(source.text, path, source=source_key, metadata=metadata, speaker_aliases=aliases,
+                                pseudonyms=pseudonyms)
     role = Role(metadata.role) if metadata.role else Role.OTHER
     speaker = Speaker.DOCUMENT if role == Role.DOCUMENT else Speaker.RESPONDENT
     turns: list[Turn] = []
@@ -160,7 +172,7 @@ def transcript_from_source(source: QdaSource, source_key: str, archive: str, met
         position += len(line) + 1
     if not turns:
         raise TranscriptFormatError(path, "the source holds no text")
-    respondent = metadata.respondent or "X" + hashlib.sha1(source_key.casefold().encode()).hexdigest()[:4].upper()
+    respondent = metadata.respondent or (pseudonyms or Pseudonymizer.ephemeral()).code_for_source(source_key)
     return Transcript(source=source_key, path=path, content_hash=text_hash(source.text), text=source.text,
                       municipality=metadata.municipality or "onbekend", respondent=respondent, role=role,
                       turns=tuple(turns))
@@ -180,6 +192,8 @@ def import_qdpx(
     *,
     run_id: int | None = None,
     limits: InputLimits | None = None,
+    deidentifier: Deidentifier | None = None,
+    pseudonyms: Pseudonymizer | None = None,
 ) -> QdaImportReport:
     """Import a REFI-QDA project: its text sources as transcripts, its codings as annotations.
 
@@ -207,6 +221,10 @@ def import_qdpx(
         From :func:`load_qda_mapping`; without one, only codes exported by codeer are recognised.
     limits
         Limits on the archive (see :func:`read_qdpx`).
+    deidentifier, pseudonyms
+        De-identification and the respondent code registry, as for ``codeer ingest`` (defaults:
+        deduce with the packaged allow-list; the registry of ``store``). Source texts are
+        de-identified before they are stored and the selections moved along with the text.
 
     Returns
     -------
@@ -221,6 +239,8 @@ def import_qdpx(
     """
     project = read_qdpx(path, limits)
     mapping = mapping or QdaMapping()
+    deidentifier = deidentifier or load_deidentifier()
+    pseudonyms = pseudonyms or store_pseudonymizer(store)
     targets, unused = resolve_codes(project.codes, mapping, codebook)
     codes_by_guid = {code.guid: code for code in project.codes}
     problems = list(project.skipped)
@@ -236,6 +256,9 @@ def import_qdpx(
     used_marks: set[str] = set()
     all_marks: set[str] = set()
     key_counts = Counter(source.name for source in project.sources)
+    # the project's municipalities are never taken for names (as the metadata's for codeer ingest)
+    places = sorted({_variable(_source_values(source, project), "municipality", mapping) for source in project.sources}
+                    - {""})
     for source in project.sources:
         key = source.name if key_counts[source.name] == 1 else f"{source.name} [{source.guid[:8]}]"
         notes.extend(source.notes)
@@ -246,10 +269,12 @@ def import_qdpx(
         if not source.text.strip():
             problems.append(f"source {key!r}: empty text; left out with its {len(source.selections)} selection(s).")
             continue
-        metadata, metadata_notes = _source_metadata(source, project, mapping)
+        metadata, metadata_notes = _source_metadata(source, project, mapping, pseudonyms)
         notes.extend(metadata_notes)
         try:
-            transcript = transcript_from_source(source, key, Path(project.path).name, metadata, mapping.speakers)
+            parsed = transcript_from_source(source, key, Path(project.path).name, metadata, mapping.speakers, pseudonyms)
+            deidentified = deidentify_transcript(parsed, deidentifier, allow=places)
+            transcript, moved = deidentified.transcript, deidentified.offsets
         except TranscriptFormatError as err:
             statuses["failed"] += 1
             problems.append(f"source {key!r}: {err} Its {len(source.selections)} selection(s) are not placed.")
@@ -316,7 +341,7 @@ def import_qdpx(
                 problems.append(f"{label}: the text at its offsets does not match its name (the source's other "
                                 "selections do), so the offsets are off; not imported.")
                 continue
-            placed = place_selection(selection.start, selection.end, utterances)
+            placed = place_selection(moved(selection.start), moved(selection.end), utterances)
             if not placed:
                 problems.append(f"{label}: lies outside every codable utterance (interviewer text or a heading); "
                                 "not imported.")

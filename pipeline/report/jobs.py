@@ -171,4 +171,6 @@ def rate_store(store: Store, codebook: Codebook, out_dir: Path, *, model_id: str
                                fictional=fictional, region_name=region_name, review_url=review_url,
                                quality=model_quality(model_card) if model_card else None)
         files += written.paths
+    # ratings that rested on forgotten data (codeer forget) are computed again now
+    store.clear_stale_ratings()
     return RateResult(ratings, context, files, n["rows"])

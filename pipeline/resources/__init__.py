@@ -9,7 +9,8 @@ so an installed wheel works from any folder (issue 15):
 - ``annotations/seed/`` the hand-coded seed annotations (training), ``annotations/holdout/``
   the held-out transcripts (evaluation); a new annotation set is a sibling folder of these
   two, found through :func:`annotations_dir`;
-- ``models/`` the packaged model (``CURRENT`` names it).
+- ``models/`` the packaged model (``CURRENT`` names it);
+- ``privacy/allow_list.txt`` words de-identification never takes for names (issue 19).
 
 The authoring sources of the annotations (``annotations/authoring/`` in the repository) are
 not shipped: nothing reads them at run time.
@@ -20,7 +21,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["annotations_dir", "codebook_dir", "holdout_dir", "packaged_models_dir", "questionnaires_file",
+__all__ = ["annotations_dir", "codebook_dir", "holdout_dir", "packaged_models_dir", "privacy_allow_list_file", "questionnaires_file",
            "resources_dir", "rules_file", "seed_dir"]
 
 
@@ -64,3 +65,8 @@ def holdout_dir() -> Path:
 def packaged_models_dir() -> Path:
     """The packaged model folder (``CURRENT`` plus one folder per model)."""
     return resources_dir() / "models"
+
+
+def privacy_allow_list_file() -> Path:
+    """Words de-identification never takes for a person's name (``privacy/allow_list.txt``)."""
+    return resources_dir() / "privacy" / "allow_list.txt"

@@ -8,11 +8,11 @@ from pipeline.store.database import (
     open_store,
     upgrade_schema,
 )
-from pipeline.store.rows import StoredAnnotation, StoredTranscript
 from pipeline.store.fragments import HumanCoding, TranscriptInfo
-from pipeline.store.rows import now
+from pipeline.store.privacy import ErasurePlan
+from pipeline.store.rows import StoredAnnotation, StoredTranscript, now
 
 __all__ = [
-    "CODINGS_FRAME_COLUMNS", "HumanCoding", "Store", "StoredAnnotation", "StoredTranscript", "TranscriptInfo", "now",
-    "open_store", "upgrade_schema",
+    "CODINGS_FRAME_COLUMNS", "ErasurePlan", "HumanCoding", "Store", "StoredAnnotation", "StoredTranscript",
+    "TranscriptInfo", "now", "open_store", "upgrade_schema",
 ]

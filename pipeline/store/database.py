@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.records import Annotation, Coding, Prediction, Transcript, Utterance
 from pipeline.store.fragments import FragmentQueries
+from pipeline.store.privacy import PrivacyQueries
 from pipeline.store.questionnaire import QuestionnaireQueries
 from pipeline.store.nightly import NightlyQueries
 from pipeline.store.review import ReviewQueries, UserQueries
@@ -47,7 +48,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # DB-API obje
 
 
 class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries, FragmentQueries, RunQueries,
-            SessionQueries):
+            SessionQueries, PrivacyQueries):
     """Access to the codeer database. Create with :func:`open_store`."""
 
     def __init__(self, engine: Engine) -> None:
