@@ -111,7 +111,7 @@ def serve_review(obj: Context, host: str, port: int, ssl_certfile: Path | None, 
     serve(obj.store, load_codebook(settings.codebook_version), home=settings.home, host=host, port=port,
           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, trusted_proxies=settings.trusted_proxies,
           sessions=SessionPolicy(idle_s=settings.session_idle_minutes * 60.0, max_s=settings.session_max_hours * 3600.0),
-          review_budget=getattr(settings, "review_budget", None))  # the setting may not exist yet
+          review_budget=settings.review_budget)
 
 
 def _check_port_free(host: str, port: int) -> None:
