@@ -208,7 +208,7 @@ class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries, Fr
         """Content hash of every stored transcript version, by transcript id."""
         t = self.transcripts
         with self.engine.connect() as connection:
-            return dict(connection.execute(sa.select(t.c.id, t.c.content_hash)).tuples().all())
+            return dict(connection.execute(sa.select(t.c.id, t.c.content_hash)).all())
 
     # annotations --------------------------------------------------------------
     def add_annotations(self, annotations: Iterable[Annotation]) -> tuple[int, int]:
@@ -270,7 +270,7 @@ class Store(UserQueries, ReviewQueries, NightlyQueries, QuestionnaireQueries, Fr
         if origins:
             query = query.where(a.c.origin.in_(list(origins)))
         with self.engine.connect() as connection:
-            return [StoredAnnotation(*row) for row in connection.execute(query).tuples()]
+            return [StoredAnnotation(*row) for row in connection.execute(query)]
 
     def prediction_model_ids(self) -> list[str]:
         """Ids of the models that have predictions stored, sorted."""

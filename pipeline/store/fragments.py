@@ -139,7 +139,7 @@ class FragmentQueries:
                 query = (sa.select(p.c.model_id, sa.func.max(p.c.created_at))
                          .where(p.c.utterance_id.in_(ids[start:start + 500]), p.c.model_id != MANUAL_MODEL_ID)
                          .group_by(p.c.model_id))
-                for model_id, created in connection.execute(query).tuples():
+                for model_id, created in connection.execute(query):
                     if best is None or (created, model_id) > (best[1], best[0]):
                         best = (model_id, created)
         return None if best is None else best[0]

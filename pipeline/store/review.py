@@ -103,7 +103,7 @@ class ReviewQueries:
             existing: dict[str, str] = {}
             for chunk in chunks(ids, 500):
                 existing.update(connection.execute(
-                    sa.select(r.c.id, r.c.status).where(r.c.id.in_(chunk))).tuples().all())
+                    sa.select(r.c.id, r.c.status).where(r.c.id.in_(chunk))).all())
             new_rows = []
             for item in items:
                 values = {"priority": item.priority, "reasons": json.dumps(list(item.reasons)),
@@ -341,7 +341,7 @@ class ReviewQueries:
         """Number of review items per status."""
         r = self.review_items
         with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(r.c.status, sa.func.count()).group_by(r.c.status)).tuples().all()
+            rows = connection.execute(sa.select(r.c.status, sa.func.count()).group_by(r.c.status)).all()
         return {status: int(n) for status, n in rows}
 
     def utterance_neighbours(self, utterance_id: str, before: int = 2, after: int = 2) -> tuple[list[Utterance], list[Utterance]]:
@@ -410,7 +410,7 @@ class ReviewQueries:
         counts: dict[tuple[str, str], tuple[int, int]] = {}
         with self.engine.connect() as connection:
             for part in queries:
-                for municipality, code, direction, n in connection.execute(part).tuples():
+                for municipality, code, direction, n in connection.execute(part):
                     plus, minus = counts.get((municipality, code), (0, 0))
                     counts[(municipality, code)] = (plus + n * (direction == "+"), minus + n * (direction == "-"))
         return counts
