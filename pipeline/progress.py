@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 from typing import IO, TypeVar
 
@@ -114,8 +114,8 @@ def progress(iterable: Iterable[T], desc: str, *, total: int | None = None, unit
     >>> log.getvalue().splitlines()[0]
     'count: started (3 it)'
     """
-    if total is None and hasattr(iterable, "__len__"):
-        total = len(iterable)  # type: ignore[arg-type]
+    if total is None and isinstance(iterable, Sized):
+        total = len(iterable)
     with Progress(desc, total, unit, enabled=enabled, stream=stream) as bar:
         for item in iterable:
             yield item

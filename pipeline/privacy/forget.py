@@ -23,7 +23,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +171,7 @@ def scrub_reports(reports_dir: Path, texts: Sequence[str]) -> list[str]:
     return changed
 
 
-def _rewrite(path: Path, change) -> bool:  # type: ignore[no-untyped-def]
+def _rewrite(path: Path, change: Callable[[str], str]) -> bool:
     try:
         content = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -72,7 +72,7 @@ def _text(value: object) -> str:
 
 def _turn(value: object) -> int | None:
     try:
-        number = int(float(value))  # type: ignore[arg-type]
+        number = int(float(str(value)))
     except (TypeError, ValueError):
         return None
     return number

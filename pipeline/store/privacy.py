@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -132,7 +132,7 @@ class PrivacyQueries:
         codes = self._table("respondent_codes")
         stale = self._table("stale_ratings")
 
-        def count(name: str, result: sa.CursorResult) -> None:  # type: ignore[type-arg]
+        def count(name: str, result: sa.CursorResult[Any]) -> None:
             removed[name] = removed.get(name, 0) + max(result.rowcount or 0, 0)
 
         with self.transaction() as connection:
