@@ -6,7 +6,6 @@ chromium-driver``); skips with that hint where they are missing.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -22,8 +21,6 @@ from pipeline.review.web import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "browser-wachtwoord"
 
 
@@ -62,25 +59,6 @@ def server(sqlite_review_store):
     yield f"http://127.0.0.1:{port}", store
     uvicorn_server.should_exit = True
     thread.join(10)
-
-
-@pytest.fixture()
-def browser(tmp_path: Path):
-    if not CHROMIUM.exists() or not Path(CHROMEDRIVER).exists():
-        pytest.skip("needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def test_web_browser_accept_and_keyboard_correction(server, browser) -> None:

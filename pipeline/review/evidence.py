@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pipeline.codebook import Codebook
 from pipeline.errors import NotFoundError
-from pipeline.records import Prediction, Utterance
+from pipeline.records import Coding, Prediction, Utterance
 from pipeline.store import HumanCoding, Store, TranscriptInfo
 
 HUMAN = "mens"
@@ -82,6 +82,15 @@ def _standing(human: Sequence[HumanCoding]) -> list[HumanCoding]:
     return review or list(human)
 
 
+def _codes_of(store: Store, ids: list[str], model_id: str | None) -> tuple[
+        str | None, dict[str, list[Prediction]], dict[str, list[HumanCoding]], dict[str, tuple[Coding, ...]]]:
+    """The codes of utterances ``ids``: the model whose predictions are shown (``model_id``, else
+    the newest there), its predictions, the human codings, and which utterances a person labelled."""
+    model_id = model_id or store.newest_model_id(ids)
+    predictions = store.predictions_by_utterance(model_id, ids) if model_id else {}
+    return model_id, predictions, store.human_codings(ids), store.human_labels(ids)
+
+
 def transcript_view(store: Store, transcript_id: str, *, model_id: str | None = None) -> TranscriptView:
     """A transcript's utterances in order, each with its human and model codes.
 
@@ -97,11 +106,7 @@ def transcript_view(store: Store, transcript_id: str, *, model_id: str | None = 
         raise NotFoundError(f"transcript {transcript_id!r} does not exist; it may have been replaced by a newer "
                             "version. Open the report again or pick a transcript from the fragments page.")
     utterances = store.transcript_utterances(transcript_id)
-    ids = [u.utterance_id for u in utterances]
-    model_id = model_id or store.newest_model_id(ids)
-    predictions = store.predictions_by_utterance(model_id, ids) if model_id else {}
-    human = store.human_codings(ids)
-    labelled = store.human_labels(ids)
+    model_id, predictions, human, labelled = _codes_of(store, [u.utterance_id for u in utterances], model_id)
     lines: list[TranscriptLine] = []
     last_question = None
     for utterance in utterances:
@@ -128,11 +133,7 @@ def code_fragments(store: Store, codebook: Codebook, code: str, municipality: st
     """
     codebook[code]
     utterances = store.municipality_utterances(municipality)
-    ids = [u.utterance_id for u in utterances]
-    model_id = model_id or store.newest_model_id(ids)
-    predictions = store.predictions_by_utterance(model_id, ids) if model_id else {}
-    human = store.human_codings(ids)
-    labelled = store.human_labels(ids)
+    model_id, predictions, human, labelled = _codes_of(store, [u.utterance_id for u in utterances], model_id)
     found: list[Fragment] = []
     for u in utterances:
         base = (u.utterance_id, u.transcript_id, u.respondent, u.role.value, u.text)
