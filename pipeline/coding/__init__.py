@@ -13,13 +13,14 @@ from pipeline.coding.jobs import (
     ClassifiedFile,
     check_encoder,
     classify_file,
+    classify_file_with,
     classify_pending,
     classify_table,
     n_new_corrections,
     open_encoder,
     predictions_for,
 )
-from pipeline.coding.models import LoadedModel, list_models, load_model_folder
+from pipeline.coding.models import PROJECT_MODELS, LoadedModel, find_model_folder, list_models, load_model_folder
 from pipeline.coding.predict import code_rows, coded_row_json
 from pipeline.coding.promotion import (
     HeldOutScores,
@@ -53,9 +54,9 @@ __all__ = [
     "TrainingSet", "knowledge_set", "model_fitter", "yardstick_items",
     "FittedCandidate", "HeldOutScores", "HeldOutSet", "PromotionDecision", "decide_promotion", "fit_candidate",
     "heldout_set", "score_on_heldout",
-    "TrainingConfig", "annotations_sha256", "answer_key_round", "check_encoder", "classify_file", "classify_pending", "classify_table",
+    "TrainingConfig", "annotations_sha256", "answer_key_round", "check_encoder", "classify_file", "classify_file_with", "classify_pending", "classify_table",
     "code_rows", "coded_row_json", "embed_texts", "featurize", "fit_coding_model", "holdout_annotations",
-    "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections", "open_encoder",
+    "PROJECT_MODELS", "find_model_folder", "list_models", "load_encoder", "load_model_folder", "load_or_train_current", "n_new_corrections", "open_encoder",
     "predictions_for", "review_round_scores", "review_rounds_of", "reviewed_annotations", "run_evaluation",
     "seed_annotations", "train_model", "training_set", "unlabelled_pool",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from pipeline.codebook import Codebook
+from pipeline.coding.embed import ENCODE_BATCH
 from pipeline.coding.stack import Features, PairHead, QuestionHead, StackedCoder
 from pipeline.errors import ModelCardMismatchError
 from pipeline.records import Annotation
@@ -219,7 +220,8 @@ class CodingModel:
 
 
 def featurize(texts: Sequence[str], encoder: Encoder, *, questions: Sequence[object] | None = None,
-              cache: EmbeddingCacheLike | None = None, batch_size: int = 64, show_progress: bool = False) -> tuple[Features, int, int]:
+              cache: EmbeddingCacheLike | None = None, batch_size: int = ENCODE_BATCH,
+              show_progress: bool = False) -> tuple[Features, int, int]:
     """Embed texts (and their questions, where given); return ``(features, n_encoded,
     n_cache_hits)``; ``n_encoded`` counts the texts the encoder was called on (a repeated text
     or question once). A missing, empty or null question is no question."""

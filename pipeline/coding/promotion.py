@@ -259,8 +259,7 @@ def heldout_scorer(heldout: HeldOutSet, *, cache: EmbeddingCacheLike | None = No
     Raises :class:`~pipeline.errors.ModelCardMismatchError` when the installed encoder is not
     the version on the card.
     """
-    from pipeline.coding.embed import load_encoder
-    from pipeline.errors import ModelCardMismatchError
+    from pipeline.coding.embed import check_trained_encoder, load_encoder
 
     loaded = dict(encoders or {})
 
@@ -268,10 +267,7 @@ def heldout_scorer(heldout: HeldOutSet, *, cache: EmbeddingCacheLike | None = No
         encoder = loaded.get(card["encoder_id"])
         if encoder is None:
             encoder = load_encoder(card["encoder"])
-            if encoder.encoder_id != card["encoder_id"]:
-                raise ModelCardMismatchError(
-                    f"model {card['model_id']} was trained with encoder {card['encoder_id']!r}, but "
-                    f"{encoder.encoder_id!r} is installed here: it cannot be scored on the held-out set.")
+            check_trained_encoder(card, encoder)
             loaded[card["encoder_id"]] = encoder
         return score_on_heldout(model, heldout, encoder, cache=cache)
 

@@ -20,7 +20,7 @@ from pipeline.coding import yardstick as ys
 from pipeline.coding.classify import CodingModel, TrainingSet, code_prototypes, featurize, fit_coding_model, training_set
 from pipeline.coding.sources import SOURCES_CODEBOOK, knowledge_set, yardstick_items
 from pipeline.coding.stack import Features
-from pipeline.coding.embed import load_encoder
+from pipeline.coding.embed import encoder_space, load_encoder
 from pipeline.coding.models import (
     PROJECT_MODELS,
     LoadedModel,
@@ -266,7 +266,7 @@ def train_model(
     model_id = new_model_id(codebook.version, sha)
     card = {
         "model_id": model_id, "codebook_version": codebook.version, "encoder": fitted.encoder_name,
-        "encoder_id": model.encoder_id,
+        "encoder_id": model.encoder_id, "encoder_space": encoder_space(fitted.encoder) if fitted.encoder is not None else model.encoder_id,
         "encoder_dim": getattr(fitted.encoder, "dim", None), "semi_supervised": config.semi_supervised,
         "model_format": model.model_format,
         "config": asdict(config), "annotations_sha256": sha, "sources_sha256": fitted.sources_sha256, "evaluation_key": sha,
