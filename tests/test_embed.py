@@ -136,3 +136,48 @@ def test_embed_changed_sentence_transformers_folder_never_reuses_cached_vectors(
     _, hits = embed_texts(TEXTS, after, cache=cache)
     assert hits == 0 and after.calls  # encoded afresh, not served the old model's vectors
     assert load_encoder(str(folder)).encoder_id == after.encoder_id  # and stable while unchanged
+
+
+class HashEncoder:
+    """A deterministic stand-in (a text's vector from its hash); fails on a text containing ``fail_on``."""
+
+    def __init__(self, name: str, dim: int, fail_on: str | None = None) -> None:
+        self.encoder_id, self.dim, self.supports_cuda, self.fail_on = name, dim, False, fail_on
+        self.threads: set[str] = set()
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        if self.fail_on and any(self.fail_on in text for text in texts):
+            raise ValueError(f"cannot encode {self.fail_on!r}")
+        rows = [np.random.default_rng(abs(hash(text)) % 2**32).normal(size=self.dim) for text in texts]
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_concatenation_parts_encode_side_by_side_with_the_same_vectors(tmp_path: Path) -> None:
+    from pipeline.coding.embed import ConcatEncoder
+
+    texts = [f"zin {i}" for i in range(700)] + ["zin 3"]
+    first, second = HashEncoder("a", 8), HashEncoder("b", 4)
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    together, hits = embed_texts(texts, ConcatEncoder((first, second)), cache=cache, batch_size=100)
+    assert hits == 0 and together.shape == (701, 12)
+    assert {name.startswith("encode") for name in first.threads | second.threads} == {True}  # not the caller's thread
+    alone_a, _ = embed_texts(texts, HashEncoder("a", 8))
+    alone_b, _ = embed_texts(texts, HashEncoder("b", 4))
+    expected = np.hstack([alone_a, alone_b]) / np.sqrt(2)
+    np.testing.assert_allclose(together, expected, atol=1e-6)
+    # the calling thread stored both parts in the cache: a second run encodes nothing
+    again, hits = embed_texts(texts, ConcatEncoder((HashEncoder("a", 8, fail_on="zin"), HashEncoder("b", 4, fail_on="zin"))),
+                              cache=cache)
+    assert hits == 701 and np.allclose(again, together)
+
+
+def test_a_failing_part_stops_the_embedding_with_its_error() -> None:
+    from pipeline.coding.embed import ConcatEncoder
+
+    texts = [f"zin {i}" for i in range(500)] + ["kapot"]
+    with pytest.raises(ValueError, match="cannot encode 'kapot'"):
+        embed_texts(texts, ConcatEncoder((HashEncoder("a", 8), HashEncoder("b", 4, fail_on="kapot"))), batch_size=50)
