@@ -548,6 +548,22 @@ def scaling_summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# Issue 22: about 340 municipalities x 10 respondents x 400 utterances.
+COUNTRY_UTTERANCES = 1_400_000
+
+
+def country_projection(result: dict[str, Any], machines: Sequence[int] = (1, 2, 4, 8)) -> dict[str, Any]:
+    """The country run projected from one scale's cold pass (ingest to report), for this machine and for
+    ``machines`` alike ones: every stage but rating and the report spreads over Dask workers per
+    transcript; rating and the report run once (their share is taken as it was at this scale)."""
+    n = result["n_utterances"]
+    per_utterance = result["pipeline_cold_s"] / n
+    once = result["stages"].get("rate", 0.0) / n
+    hours = {str(m): round(COUNTRY_UTTERANCES * ((per_utterance - once) / m + once) / 3600, 2) for m in machines}
+    return {"utterances": COUNTRY_UTTERANCES, "from_scale": result.get("label"), "from_utterances": n,
+            "seconds_per_utterance": round(per_utterance, 5), "hours_by_machines": hours}
+
+
 def _num(value: float | None, width: int, digits: int) -> str:
     return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
@@ -650,6 +666,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     })
     if len(results) > 1:
         report["scaling"] = scaling_summary(results)
+    report["country_projection"] = country_projection(results[-1])
     return report
 
 
@@ -698,7 +715,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(format_table(report["scales"], report["machine"]))
-    print(f"\nwrote {args.out}")
+    projection = report["country_projection"]
+    print(f"\ncountry run ({projection['utterances']:,} utterances) projected from {projection['from_scale']}: "
+          + ", ".join(f"{hours} h on {m} machine(s)" for m, hours in projection["hours_by_machines"].items()))
+    print(f"wrote {args.out}")
     return 0
 
 

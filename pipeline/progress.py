@@ -63,7 +63,7 @@ class Progress:
 
             self._bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=self.stream, leave=False)
         else:
-            size = f" ({self.total} {self.unit})" if self.total is not None else ""
+            size = f" ({self.total} {self._units(self.total)})" if self.total is not None else ""
             self._line(f"{self.desc}: started{size}")
         return self
 
@@ -80,11 +80,11 @@ class Progress:
             step = min(PLAIN_STEPS, self.n * PLAIN_STEPS // self.total)
             if step >= self._next_step and self.n < self.total:
                 self._next_step = step + 1
-                self._line(f"{self.desc}: {self.n}/{self.total} {self.unit} ({step * 100 // PLAIN_STEPS}%)")
+                self._line(f"{self.desc}: {self.n}/{self.total} {self._units(self.total)} ({step * 100 // PLAIN_STEPS}%)")
                 return
         if now - self._last_line >= PLAIN_EVERY_S:
             done = f"{self.n}/{self.total}" if self.total else str(self.n)
-            self._line(f"{self.desc}: {done} {self.unit}")
+            self._line(f"{self.desc}: {done} {self._units(self.total or self.n)}")
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if not self.enabled:
@@ -93,10 +93,14 @@ class Progress:
             self._bar.close()
         seconds = time.monotonic() - self._started
         outcome = "stopped" if error is not None else "done"
-        text = f"{self.desc}: {outcome}, {self.n} {self.unit} in {seconds:.0f} s"
+        text = f"{self.desc}: {outcome}, {self.n} {self._units(self.n)} in {seconds:.0f} s"
         if self._bar is not None and error is None and seconds < 2:
             return  # a quick step leaves no trace on a terminal
         self._line(text)
+
+    def _units(self, count: int) -> str:
+        """The unit for ``count`` of them on a plain line: "1 file", "28 files" (tqdm keeps its own)."""
+        return self.unit if count == 1 or self.unit in ("it", "utt") else self.unit + "s"
 
     def _line(self, text: str) -> None:
         self._last_line = time.monotonic()

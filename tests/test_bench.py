@@ -275,3 +275,15 @@ def test_rating_the_store_a_few_municipalities_at_a_time_gives_the_ratings_of_th
             assert (tmp_path / "streamed" / name).read_text(encoding="utf-8") == \
                 (tmp_path / "whole" / name).read_text(encoding="utf-8"), name
     assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == sorted(p.name for p in (tmp_path / "streamed").iterdir())
+
+
+def test_country_projection_spreads_all_but_the_rating_over_machines() -> None:
+    from bench.run import COUNTRY_UTTERANCES, country_projection
+
+    # 10,000 utterances in 100 s, 10 s of it rating and report
+    result = {"label": "4x", "n_utterances": 10_000, "pipeline_cold_s": 100.0, "stages": {"rate": 10.0}}
+    projection = country_projection(result, machines=(1, 3))
+    one = COUNTRY_UTTERANCES * 0.01 / 3600
+    assert projection["hours_by_machines"]["1"] == round(one, 2)
+    assert projection["hours_by_machines"]["3"] == round(COUNTRY_UTTERANCES * (0.009 / 3 + 0.001) / 3600, 2)
+    assert projection["from_scale"] == "4x" and projection["utterances"] == COUNTRY_UTTERANCES

@@ -55,3 +55,24 @@ def test_training_load_or_train_current_trains_and_promotes_the_seed_model(tmp_p
     again, retrained = load_or_train_current("current", models, codebook_version="garvin2008", search_dirs=(),
                                              before_training=lambda: pytest.fail("trained twice"))
     assert (again.model_id, retrained) == (loaded.model_id, None)
+
+
+def test_review_decisions_of_another_codebook_version_are_left_out_aloud(monkeypatch, caplog) -> None:
+    import logging
+
+    import pipeline.review
+    from pipeline.codebook import load_codebook
+    from pipeline.coding.training import reviewed_annotations
+    from pipeline.records import Annotation
+
+    def decision(version: str) -> Annotation:
+        return Annotation(utterance_id=f"u-{version}", source_file="a.txt", content_hash="h", start=0, end=4,
+                          text="tekst", codings=(), annotator="anna", created_at="2026-12-04T10:00:00+00:00",
+                          codebook_version=version, origin="review")
+
+    monkeypatch.setattr(pipeline.review, "review_annotations",
+                        lambda store: [decision("garvin2008"), decision("scriptie2017"), decision("scriptie2017")])
+    with caplog.at_level(logging.WARNING, logger="pipeline.coding.training"):
+        kept = reviewed_annotations(None, load_codebook("garvin2008"))  # type: ignore[arg-type]
+    assert [a.utterance_id for a in kept] == ["u-garvin2008"]
+    assert "2 review decision(s) of codebook version(s) scriptie2017 left out" in caplog.text

@@ -73,7 +73,14 @@ def reviewed_annotations(store: Store, codebook: Codebook) -> list[Annotation]:
     """Annotators' decisions from the review queue (explicit "no code" included), for training."""
     from pipeline.review import review_annotations
 
-    return [a for a in review_annotations(store) if a.codebook_version == codebook.version]
+    decisions = review_annotations(store)
+    kept = [a for a in decisions if a.codebook_version == codebook.version]
+    if len(kept) < len(decisions):
+        other = sorted({a.codebook_version for a in decisions} - {codebook.version})
+        # not silently: corrections are the annotators' work
+        logger.warning("%d review decision(s) of codebook version(s) %s left out of training for %s (they stay in "
+                       "the store)", len(decisions) - len(kept), ", ".join(other), codebook.version)
+    return kept
 
 
 def annotations_sha256(annotations: Sequence[Annotation]) -> str:
