@@ -257,7 +257,7 @@ def resolve_device(device: str) -> str:
     if device not in ("auto", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise ConfigError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto.")
     # no torch import on a machine without an NVIDIA driver (it costs seconds)
-    if device == "auto" and not Path("/proc/driver/nvidia").exists():
+    if device == "auto" and not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")):
         return "cpu"
     try:
         import torch
