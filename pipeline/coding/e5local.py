@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
@@ -134,15 +135,22 @@ def _export_int8(source: Path, out: Path) -> None:
 
     dummy = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
     axes = {0: "batch", 1: "tokens"}
-    torch.onnx.export(LastHidden(bert), dummy, str(fp32), input_names=["input_ids", "attention_mask"],
-                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes})
+    with warnings.catch_warnings():  # the tracer's warnings are about code paths e5 does not take
+        warnings.simplefilter("ignore")
+        torch.onnx.export(LastHidden(bert), dummy, str(fp32), input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes})
     # int8 per channel, matrix products only. Chosen on the yardstick, as issue 22 asks: quantising
     # the word embeddings too (Gather) loads in a third of the time (112 MB instead of 388 MB) and
     # encodes as fast, but the packaged model then lost one yardstick item (top-1 0.780 instead of
     # 0.791, retrained as well); fused operators with QAttention were slower (bench/e5/frontier.md)
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"])
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.WARNING))  # the quantiser logs advice per tensor on the root logger
+    try:
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
+    finally:
+        logging.disable(previous)
     fp32.unlink()
     shutil.copyfile(source / "tokenizer.json", out / "tokenizer.json")
     build = {"source": e5_space(), "model_sha256": file_hash(int8), "torch": torch.__version__,
