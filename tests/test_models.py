@@ -73,3 +73,22 @@ def test_models_make_current_names_the_model(tmp_path: Path) -> None:
 def test_models_missing_model_says_how_to_train(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="codeer train"):
         resolve_model("current", [tmp_path / "models"])
+
+
+def test_models_load_without_importing_torch_through_scikit_learn(tmp_path: Path) -> None:
+    # skops walks every scikit-learn package on import; the array-API shims it would import pull
+    # in torch (seconds of start-up for `codeer classify`). The packaged model must load and code
+    # without it, and the real shim must still import afterwards.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pipeline.coding.models import PROJECT_MODELS, current_model_id, load_model_folder\n"
+        "loaded = load_model_folder(PROJECT_MODELS / current_model_id(PROJECT_MODELS))\n"
+        "print('torch' in sys.modules, 'dask.array' in sys.modules)\n"
+        "import sklearn.externals.array_api_compat.torch as shim\n"
+        "print(hasattr(shim, 'asarray'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True"]

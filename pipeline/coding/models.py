@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import sys
+import types
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -65,9 +69,37 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# scikit-learn's array-API shims for these libraries import the libraries themselves
+_ARRAY_API_SHIMS = ("sklearn.externals.array_api_compat.torch", "sklearn.externals.array_api_compat.dask")
+
+
+@contextmanager
+def _without_array_api_shims() -> Iterator[None]:
+    """skops lists the types it trusts by walking every scikit-learn package, which imports the
+    array-API shims for torch and dask: 2.6 s of CPU on two cores, and torch's threads then slow the
+    encoders. codeer never dispatches to those libraries, so while skops is first imported an empty
+    module stands in for each shim not loaded yet; the stand-ins are gone afterwards, so a later real
+    import of a shim still works."""
+    stand_ins = [name for name in _ARRAY_API_SHIMS if name not in sys.modules]
+    for name in stand_ins:
+        sys.modules[name] = types.ModuleType(name)
+    try:
+        yield
+    finally:
+        for name in stand_ins:
+            sys.modules.pop(name, None)
+
+
+def _skops_io() -> types.ModuleType:
+    if "skops.io" not in sys.modules:
+        with _without_array_api_shims():
+            import skops.io  # noqa: F401
+    return sys.modules["skops.io"]
+
+
 def save_model(model: CodingModel, folder: Path, card: dict[str, Any]) -> Path:
     """Write ``classifier.skops``, ``card.json`` and ``card.md`` into ``folder``."""
-    import skops.io as sio
+    sio = _skops_io()
 
     folder.mkdir(parents=True, exist_ok=True)
     sio.dump(model, folder / CLASSIFIER_FILE)
@@ -143,7 +175,7 @@ def check_card(card: dict[str, Any], codebook_version: str | None) -> None:
 
 def load_model_folder(folder: Path, *, codebook_version: str | None = None) -> LoadedModel:
     """Load a model folder, refusing untrusted types and a codebook version other than ours."""
-    import skops.io as sio
+    sio = _skops_io()
 
     folder = Path(folder)
     card_path, classifier_path = folder / "card.json", folder / CLASSIFIER_FILE
