@@ -20,13 +20,11 @@ from pipeline.rating.balance import (
     _margin,
     _mean,
     _ordered_evidence,
-    _role_score,
     _round,
     _shares,
     _verdict,
 )
 from pipeline.rating.evidence import (
-    INTERVIEW_ROLES,
     CodedFragments,
     _Answer,
     _answers,
@@ -34,6 +32,7 @@ from pipeline.rating.evidence import (
     _fragments,
 )
 from pipeline.rating.rules import RatingRules
+from pipeline.rating.stability import _Ingredients, _ingredients, _interviewed, _leave_one_out
 from pipeline.rating.wording import (
     _VERDICT_EN,
     _VERDICT_NL,
@@ -104,46 +103,54 @@ class _Decision:
     gap: float | None
 
 
-def _interviewed(fragments: Iterable[_Fragment]) -> set[str]:
-    return {f.respondent for f in fragments if f.role in INTERVIEW_ROLES or f.role == "regio"}
+def _judge(ingredients: _Ingredients, rules: RatingRules, level: str,
+           divergent: bool = False) -> tuple[str, tuple[str, ...]]:
+    """The verdict and its caveats from a cell's ingredients: enough sources, cut-offs, then the gates.
 
-
-def _decide(fragments: Sequence[_Fragment], answers: Sequence[_Answer], code: str, codebook: Codebook,
-            rules: RatingRules, level: str, divergent: bool = False) -> _Decision:
-    """The verdict of a cell without its wording: enough sources, cut-offs, then the gates."""
-    balance = _balance(fragments, answers, code, codebook, rules)
-    practice = _balance([f for f in fragments if f.facet == "practice"], (), code, codebook, rules)
-    m_score, b_score = _role_score(fragments, "manager"), _role_score(fragments, "beleidsmedewerker")
-    gap = None if m_score is None or b_score is None else m_score - b_score
-    t = rules.thresholds
-    if (balance.score is None or balance.n_sources < t.min_sources.of(level)
-            or len(_interviewed(fragments)) < t.min_interview_respondents):
-        return _Decision("onvoldoende_bewijs", balance, practice, (), gap)
-    rating, caveats = _verdict(balance.score, rules), []
+    The one place where the rules turn evidence into a verdict: :func:`_decide` and
+    :func:`_stability` both judge through it.
+    """
+    i, t = ingredients, rules.thresholds
+    if i.score is None or i.n_sources < t.min_sources.of(level) or i.n_interviewed < t.min_interview_respondents:
+        return "onvoldoende_bewijs", ()
+    rating, caveats = _verdict(i.score, rules), []
     needs = rules.practice
-    if rating == "voldoende" and (practice.n_sources < needs.voldoende_min_practice_sources or practice.score is None
-                                  or practice.score <= needs.voldoende_min_practice_score):
+    if rating == "voldoende" and (i.practice_n_sources < needs.voldoende_min_practice_sources
+                                  or i.practice_score is None
+                                  or i.practice_score <= needs.voldoende_min_practice_score):
         rating = "matig"
         caveats.append("practice_not_shown")
-    if level == "municipality" and gap is not None and abs(gap) >= rules.role_agreement.contested_gap:
+    if level == "municipality" and i.gap is not None and abs(i.gap) >= rules.role_agreement.contested_gap:
         caveats.append("contested")
         if rules.role_agreement.pull_to_matig and rating in ("voldoende", "onvoldoende"):
             rating = "matig"
     if divergent:
         caveats.append("divergent")
         rating = "matig"
-    return _Decision(rating, balance, practice, tuple(caveats), gap)
+    return rating, tuple(caveats)
+
+
+def _decide(fragments: Sequence[_Fragment], answers: Sequence[_Answer], code: str, codebook: Codebook,
+            rules: RatingRules, level: str, divergent: bool = False) -> _Decision:
+    """The verdict of a cell without its wording: its ingredients, judged by :func:`_judge`."""
+    ingredients, balance, practice = _ingredients(fragments, answers, code, codebook, rules)
+    rating, caveats = _judge(ingredients, rules, level, divergent)
+    return _Decision(rating, balance, practice, caveats, ingredients.gap)
 
 
 def _stability(fragments: Sequence[_Fragment], answers: Sequence[_Answer], code: str, codebook: Codebook,
                rules: RatingRules, level: str, divergent: bool, rating: str) -> float | None:
-    """Share of the verdicts made with one source left out that equal ``rating``."""
-    respondents = sorted({f.respondent for f in fragments})
-    if not respondents:
+    """Share of the verdicts made with one source left out that equal ``rating``.
+
+    The same verdicts as rerunning :func:`_decide` without each respondent, but from the
+    leave-one-out ingredients (:func:`_leave_one_out`): linear, not quadratic, in the number of
+    respondents.
+    """
+    left_out = _leave_one_out(fragments, answers, code, codebook, rules)
+    if not left_out:
         return None
-    same = sum(_decide([f for f in fragments if f.respondent != left_out], answers, code, codebook, rules, level,
-                       divergent).rating == rating for left_out in respondents)
-    return round(same / len(respondents), 4)
+    same = sum(_judge(ingredients, rules, level, divergent)[0] == rating for ingredients in left_out)
+    return round(same / len(left_out), 4)
 
 
 def _support(balance: _Balance, rating: str, rules: RatingRules) -> tuple[tuple[str, ...], tuple[str, ...]]:
