@@ -167,10 +167,10 @@ def _model(path: str, codebook_version: str) -> LoadedModel:
 
 
 @lru_cache(maxsize=2)
-def _encoder(name: str, threads: int | None, device: str) -> Encoder:
+def _encoder(name: str, threads: int | None, device: str, folder: str | None) -> Encoder:
     from pipeline.coding import load_encoder
 
-    return load_encoder(name, threads=threads, device=device)
+    return load_encoder(name, threads=threads, device=device, model_folder=Path(folder) if folder else None)
 
 
 class RunContext:
@@ -213,8 +213,10 @@ class RunContext:
         """The encoder ``loaded`` was trained with; refuses another version of it."""
         from pipeline.coding import check_encoder
 
+        # a fine-tuned encoder is its model's own (read from its folder); other models share one
+        folder = str(loaded.path) if loaded.card.get("fine_tune") else None
         with _loading:
-            encoder = _encoder(loaded.card["encoder"], self.config.encoder_threads, self.config.device)
+            encoder = _encoder(loaded.card["encoder"], self.config.encoder_threads, self.config.device, folder)
         check_encoder(loaded, encoder)
         return encoder
 

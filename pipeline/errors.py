@@ -268,3 +268,8 @@ class WorkspaceKeyError(CodeerError, OSError):
 
 class ForgetError(CodeerError, LookupError):
     """``codeer forget`` was asked for a respondent or transcript the workspace does not hold."""
+
+
+class FineTuneError(CodeerError, RuntimeError):
+    """Fine-tuning the encoder (``codeer train --fine-tune``) cannot run: torch or the e5 folder is
+    missing, or the training texts give no pairs to learn from."""

@@ -22,9 +22,19 @@ if TYPE_CHECKING:
 @click.option("--semi-supervised/--no-semi-supervised", default=False, show_default=True,
               help="Self-training on the stored utterances that carry no annotation.")
 @click.option("--force", is_flag=True, help="Make the new model current even if it scores worse.")
+@click.option("--fine-tune", is_flag=True,
+              help="First fine-tune e5 on the training texts and their codes (SetFit-style contrastive pairs), then "
+                   "train on the tuned encoder, which is saved in the model's folder. Off by default: on the "
+                   "real-text yardstick it did not beat the frozen encoder (bench/gpu/results.md). Slow on a CPU: the "
+                   "shipped seed set gives 72,000 pairs, 2,260 steps of 15-20 s on 2 cores, about 10 hours; a few "
+                   "minutes on a GPU with 'codeer --device cuda train --fine-tune'.")
+@click.option("--fine-tune-pairs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --fine-tune: train on at most N pairs (a quicker, weaker fine-tune; default: all, about 40 "
+                   "per training text).")
 @click.pass_obj
 @friendly
-def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None, semi_supervised: bool, force: bool) -> None:
+def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None, semi_supervised: bool, force: bool,
+          fine_tune: bool, fine_tune_pairs: int | None) -> None:
     """Train a model on the seed annotations plus reviewed corrections.
 
     The model is saved in models/<id>/ with its card and becomes current only if it is not
@@ -38,21 +48,28 @@ def train(obj: Context, annotation_paths: tuple[Path, ...], encoder: str | None,
     from pipeline.codebook import load_codebook
     from pipeline.coding import (
         EmbeddingCache,
+        FineTuneConfig,
         TrainingConfig,
+        fine_tuned_name,
         reviewed_annotations,
         seed_annotations,
         train_model,
         unlabelled_pool,
     )
 
+    if fine_tune_pairs is not None and not fine_tune:
+        raise click.UsageError("--fine-tune-pairs goes with --fine-tune.")
     settings = obj.settings
+    config = TrainingConfig(encoder=encoder or settings.encoder, semi_supervised=semi_supervised,
+                            fine_tune=FineTuneConfig(max_pairs=fine_tune_pairs) if fine_tune else None)
+    if fine_tune:
+        fine_tuned_name(config.encoder)  # an encoder without e5 fails now, not after the annotations are read
     book = load_codebook(settings.codebook_version)
     records = seed_annotations(book, list(annotation_paths) or None) + reviewed_annotations(obj.store, book)
-    config = TrainingConfig(encoder=encoder or settings.encoder, semi_supervised=semi_supervised)
     cache = EmbeddingCache(settings.paths.embedding_cache_file)
     result = train_model(records, book, models_dir=settings.paths.models_dir, cache=cache, config=config,
                          unlabelled=unlabelled_pool(obj.store) if semi_supervised else (), force=force,
-                         show_progress=True)
+                         show_progress=True, device=settings.device)
     _echo_trained(result)
 
 

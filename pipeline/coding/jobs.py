@@ -199,7 +199,7 @@ def classify_file_with(folder: Path, input_file: Path, output: Path, codebook: C
     encoder leaves the GIL to it. The card is checked first, so a wrong model fails before any work."""
     card = read_model_card(folder)
     check_card(card, codebook.version)
-    encoder = load_encoder(card["encoder"], threads=threads, device=device)
+    encoder = load_encoder(card["encoder"], threads=threads, device=device, model_folder=folder)
     check_trained_encoder(card, encoder)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load_model_folder, folder, codebook_version=codebook.version)
@@ -215,8 +215,9 @@ def check_encoder(loaded: LoadedModel, encoder: Encoder) -> None:
 
 
 def open_encoder(loaded: LoadedModel, *, threads: int | None = None, device: str = "cpu") -> Encoder:
-    """Load the encoder named on ``loaded``'s card and check it is the version the model was trained with."""
-    encoder = load_encoder(loaded.card["encoder"], threads=threads, device=device)
+    """Load the encoder named on ``loaded``'s card (a fine-tuned one from its folder) and check it is the
+    version the model was trained with."""
+    encoder = load_encoder(loaded.card["encoder"], threads=threads, device=device, model_folder=loaded.path)
     check_encoder(loaded, encoder)
     return encoder
 

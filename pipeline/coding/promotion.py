@@ -252,9 +252,10 @@ def without_heldout(annotations: Sequence[Annotation], heldout: HeldOutSet) -> l
 
 
 def heldout_scorer(heldout: HeldOutSet, *, cache: EmbeddingCacheLike | None = None,
-                   encoders: dict[str, Any] | None = None) -> Scorer:
+                   encoders: dict[str, Any] | None = None, folders: dict[str, Path] | None = None) -> Scorer:
     """A :data:`Scorer` on ``heldout`` that embeds with the encoder on each model's card
-    (loaded once per encoder; ``encoders`` maps encoder ids to encoders already loaded).
+    (loaded once per encoder; ``encoders`` maps encoder ids to encoders already loaded; ``folders``
+    maps model ids to their folders, where a fine-tuned encoder is read from).
 
     Raises :class:`~pipeline.errors.ModelCardMismatchError` when the installed encoder is not
     the version on the card.
@@ -266,7 +267,7 @@ def heldout_scorer(heldout: HeldOutSet, *, cache: EmbeddingCacheLike | None = No
     def score(model: CodingModel, card: dict[str, Any]) -> HeldOutScores:
         encoder = loaded.get(card["encoder_id"])
         if encoder is None:
-            encoder = load_encoder(card["encoder"])
+            encoder = load_encoder(card["encoder"], model_folder=(folders or {}).get(card["model_id"]))
             check_trained_encoder(card, encoder)
             loaded[card["encoder_id"]] = encoder
         return score_on_heldout(model, heldout, encoder, cache=cache)

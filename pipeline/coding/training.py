@@ -21,6 +21,7 @@ from pipeline.coding.classify import CodingModel, TrainingSet, code_prototypes, 
 from pipeline.coding.sources import SOURCES_CODEBOOK, knowledge_set, yardstick_items
 from pipeline.coding.stack import Features
 from pipeline.coding.embed import encoder_space, load_encoder
+from pipeline.coding.finetune import FineTuneConfig, adopt_encoder, fine_tuning
 from pipeline.coding.models import (
     PROJECT_MODELS,
     LoadedModel,
@@ -67,6 +68,7 @@ class TrainingConfig:
     n_splits: int = 5
     min_examples: int = 8
     random_state: int = 0
+    fine_tune: FineTuneConfig | None = None  # fine-tune e5 on the training codes first (finetune.py); off: no gain measured
 
 
 def reviewed_annotations(store: Store, codebook: Codebook) -> list[Annotation]:
@@ -170,6 +172,8 @@ class FittedCandidate:
     sources_sha256: str
     encoder_name: str
     encoder: Any
+    encoder_folder: Path | None = None  # a fine-tuned encoder's staged folder, for the model's folder
+    fine_tune: dict[str, Any] | None = None  # the card's ``fine_tune`` entry
 
 
 def fit_candidate(
@@ -225,6 +229,7 @@ def train_model(
     search_dirs: Sequence[Path] = (PROJECT_MODELS,),
     fit: Callable[..., FittedCandidate] | None = None,
     scorer: Scorer | None = None,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train a challenger on ``annotations``, save its folder with its card, and make it the
     current model only when it beats the champion on the frozen held-out set
@@ -255,6 +260,9 @@ def train_model(
     scorer : callable, optional
         ``scorer(model, card)`` returning its :class:`~pipeline.coding.promotion.HeldOutScores`
         (default: scored with the card's encoder on :func:`~pipeline.coding.promotion.heldout_set`).
+    device : str
+        Where e5 is fine-tuned with ``config.fine_tune`` (:mod:`pipeline.coding.finetune`; the
+        model's folder then holds the tuned encoder in ``encoder/``).
 
     Returns
     -------
@@ -266,35 +274,42 @@ def train_model(
     kept = without_heldout(annotations, heldout)
     if len(kept) < len(annotations):
         logger.warning("%d annotation(s) of held-out texts left out of training", len(annotations) - len(kept))
-    fitted = (fit or fit_candidate)(kept, codebook, config=config, cache=cache, unlabelled=unlabelled, encoder=encoder,
-                                    show_progress=show_progress)
-    model = fitted.model
-    sha = annotations_sha256(kept)
-    model_id = new_model_id(codebook.version, sha)
-    card = {
-        "model_id": model_id, "codebook_version": codebook.version, "encoder": fitted.encoder_name,
-        "encoder_id": model.encoder_id, "encoder_space": encoder_space(fitted.encoder) if fitted.encoder is not None else model.encoder_id,
-        "encoder_dim": getattr(fitted.encoder, "dim", None), "semi_supervised": config.semi_supervised,
-        "model_format": model.model_format,
-        "config": asdict(config), "annotations_sha256": sha, "sources_sha256": fitted.sources_sha256, "evaluation_key": sha,
-        "n_utterances": fitted.n_utterances, "n_per_code": fitted.n_per_code,
-        "skipped_codes": fitted.skipped_codes,
-        "thresholds": {c: round(float(t), 3) for c, t in zip(fitted.codes, model.thresholds, strict=True)},
-        "metrics": fitted.metrics, "libraries": library_versions(),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data": "fictional demo corpus (annotations/seed)" if all(a.origin == "seed" for a in kept) else "seed + reviewed",
-    }
-    score = scorer or heldout_scorer(heldout, cache=cache, encoders={model.encoder_id: fitted.encoder})
-    challenger = score(model, card)
-    card["heldout"] = challenger.to_json()
-    decision = challenge_champion(model_id, challenger, find_champion(models_dir, search_dirs, codebook.version),
-                                  score)
-    if force and not decision.promote:
-        decision = replace(decision, promote=True, reason=f"promoted by --force although {decision.reason}")
-    card["promotion"] = decision.to_json()
-    path = save_model(model, models_dir / model_id, card)
-    if decision.promote:
-        make_current(models_dir, model_id)
+    # with config.fine_tune, fit fine-tunes e5 first, in a staging folder the model's folder takes over
+    with (fine_tuning(models_dir, device=device, fit=fit) if config.fine_tune is not None else nullcontext(fit)) as fit:
+        fitted = (fit or fit_candidate)(kept, codebook, config=config, cache=cache, unlabelled=unlabelled, encoder=encoder,
+                                        show_progress=show_progress)
+        model = fitted.model
+        sha = annotations_sha256(kept)
+        model_id = new_model_id(codebook.version, sha)
+        card = {
+            "model_id": model_id, "codebook_version": codebook.version, "encoder": fitted.encoder_name,
+            "encoder_id": model.encoder_id, "encoder_space": encoder_space(fitted.encoder) if fitted.encoder is not None else model.encoder_id,
+            "encoder_dim": getattr(fitted.encoder, "dim", None), "semi_supervised": config.semi_supervised,
+            "model_format": model.model_format,
+            "config": asdict(config), "annotations_sha256": sha, "sources_sha256": fitted.sources_sha256, "evaluation_key": sha,
+            "n_utterances": fitted.n_utterances, "n_per_code": fitted.n_per_code,
+            "skipped_codes": fitted.skipped_codes,
+            "thresholds": {c: round(float(t), 3) for c, t in zip(fitted.codes, model.thresholds, strict=True)},
+            "metrics": fitted.metrics, "libraries": library_versions(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data": "fictional demo corpus (annotations/seed)" if all(a.origin == "seed" for a in kept) else "seed + reviewed",
+            **({"fine_tune": fitted.fine_tune} if fitted.fine_tune is not None else {}),
+        }
+        champion = find_champion(models_dir, search_dirs, codebook.version)
+        # the challenger's encoder is the one it was fitted with; a fine-tuned champion's is in its folder
+        score = scorer or heldout_scorer(heldout, cache=cache, encoders={model.encoder_id: fitted.encoder},
+                                         folders={champion.model_id: champion.path} if champion else None)
+        challenger = score(model, card)
+        card["heldout"] = challenger.to_json()
+        decision = challenge_champion(model_id, challenger, champion, score)
+        if force and not decision.promote:
+            decision = replace(decision, promote=True, reason=f"promoted by --force although {decision.reason}")
+        card["promotion"] = decision.to_json()
+        if fitted.encoder_folder is not None:  # before the card: a model folder with a card is complete
+            adopt_encoder(fitted.encoder_folder, models_dir / model_id)
+        path = save_model(model, models_dir / model_id, card)
+        if decision.promote:
+            make_current(models_dir, model_id)
     logger.info("model %s: %s", model_id, decision.reason)
     return TrainResult(model_id, path, fitted.metrics, fitted.skipped_codes, decision.promote, decision.reason,
                        fitted.n_utterances, time.perf_counter() - started, decision)
