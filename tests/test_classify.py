@@ -46,6 +46,22 @@ def test_classify_stacked_coder_learns_and_calibrates() -> None:
     assert proba[coded].max(axis=1).mean() > proba[~coded].max(axis=1).mean() + 0.3
 
 
+
+def test_classify_stacker_reads_the_parts_and_older_coders_still_code() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from pipeline.coding.stack import pair_features
+
+    F, Y, groups, prototypes, vectors = _keyword_task()
+    model = StackedCoder(n_splits=3).fit(F, Y, prototypes, vectors, groups=groups)
+    assert model.stacker_.n_features_in_ == 8  # summed features and the four components' z-scores
+    # a coder fitted before the parts were added (no stacker_parts_, a 4-feature stacker) still codes
+    pairs, _ = pair_features(model.scorer_.components(F), with_parts=False)
+    del model.stacker_parts_
+    model.stacker_ = LogisticRegression().fit(pairs, Y.ravel())
+    proba = model.predict_proba(_keyword_task(seed=1)[0])
+    assert proba.shape == (180, 3) and ((proba >= 0) & (proba <= 1)).all()
+
 def test_classify_features_index_and_join() -> None:
     F = Features(("a", "b", "c"), np.eye(3))
     assert F[[2, 0]].texts == ("c", "a") and F[np.array([True, False, True])].texts == ("a", "c")

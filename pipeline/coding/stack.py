@@ -11,8 +11,9 @@ Four score components per code, each computed from the text alone:
 Each component is z-scored over the codes of a row and the four are summed with equal weight
 (on real thesis text the sum beats every single component and both zero-shot baselines:
 reports/evaluation.md). A small logistic regression over out-of-fold pair features (summed
-score, margin to the best other code, whether it is the top code, the "no code" score) turns the
-sum into a calibrated probability that a code applies. :class:`PairHead` reads the direction or
+score, margin to the best other code, whether it is the top code, the "no code" score, and each
+component's own z-score, so that it can weigh the components and see where they disagree) turns
+them into a calibrated probability that a code applies. :class:`PairHead` reads the direction or
 facet of a coding from the text and the code.
 """
 
@@ -214,8 +215,12 @@ def summed_scores(components: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(sum(_zrow(components[p]) for p in PARTS))
 
 
-def pair_features(components: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Features of every (text, code) pair for the calibrating stacker, and the summed scores."""
+def pair_features(components: dict[str, np.ndarray], with_parts: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every (text, code) pair for the calibrating stacker, and the summed scores.
+
+    With ``with_parts`` the stacker also reads each component's z-score, so it can weigh them and
+    see where they disagree (models fitted before it was added read the summed features only).
+    """
     S = summed_scores(components)
     n, k = S.shape
     order = np.argsort(-S, axis=1)
@@ -224,7 +229,10 @@ def pair_features(components: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nda
     second = np.sort(S, axis=1)[:, -2][:, None] if k > 1 else np.zeros((n, 1))
     best_other = np.where(rank == 0, second, S.max(axis=1)[:, None])
     none = np.repeat(components["none"][:, None], k, axis=1)
-    features = np.stack([S, S - best_other, (rank == 0).astype(float), none], axis=2)
+    columns = [S, S - best_other, (rank == 0).astype(float), none]
+    if with_parts:
+        columns += [_zrow(components[p]) for p in PARTS]
+    features = np.stack(columns, axis=2)
     return features.reshape(n * k, -1), S
 
 
@@ -269,6 +277,7 @@ class StackedCoder(BaseEstimator):  # type: ignore[misc]  # sklearn ships no typ
                              "to calibrate; add annotated transcripts.")
         self.stacker_ = LogisticRegression(C=1.0, max_iter=2000).fit(
             np.vstack(features), y, sample_weight=np.concatenate(pair_weight))
+        self.stacker_parts_ = True
         self.scorer_ = CodeScorer(self.alpha, self.C).fit(F, Y, prototypes, prototype_vectors, weight)
         return self
 
@@ -280,7 +289,7 @@ class StackedCoder(BaseEstimator):  # type: ignore[misc]  # sklearn ships no typ
     def predict_proba(self, F: Features) -> np.ndarray:
         """Calibrated probability that each code applies, shape ``(n_texts, n_codes)``."""
         check_is_fitted(self)
-        pairs, S = pair_features(self.scorer_.components(F))
+        pairs, S = pair_features(self.scorer_.components(F), getattr(self, "stacker_parts_", False))
         if not len(F):
             return np.zeros(S.shape)
         return np.asarray(self.stacker_.predict_proba(pairs)[:, 1].reshape(S.shape))
