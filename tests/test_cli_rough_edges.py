@@ -63,3 +63,18 @@ def test_report_refuses_a_review_url_that_is_no_web_address(tmp_path: Path) -> N
     result = CliRunner().invoke(cli, ["--home", str(tmp_path), "report"], env={"CODEER_REVIEW_URL": "nergens"})
     assert result.exit_code == 1 and "invalid setting" in result.output and "review_url" in result.output
     assert not (tmp_path / "reports").exists()
+
+
+def test_table_roles_are_read_loosely_and_unknown_ones_count_as_other(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # a researcher's role column ("Manager", "wethouder", empty) must never stop `codeer rate --utterances`
+    from pipeline.corpus import table_roles
+
+    table = tmp_path / "rows.jsonl"
+    rows = [("Manager", "a"), (" beleidsmedewerker ", "b"), ("Teamleider", "c"), ("wethouder", "d"), ("wethouder", "e"),
+            (None, "f"), ("", "g")]
+    table.write_text("".join(json.dumps({"id": i, "text": "x", "municipality": "M", "respondent": "R", "role": r}) + "\n"
+                             for r, i in rows), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        frame = table_roles(read_table(table), table)
+    assert frame["role"].tolist() == ["manager", "beleidsmedewerker", "manager", "other", "other", "other", "other"]
+    assert "'wethouder' (2 rows) counted as 'other'" in caplog.text and "Manager" not in caplog.text

@@ -48,7 +48,7 @@ from pipeline.corpus.questionnaire_forms import (
     load_questionnaires,
 )
 from pipeline.corpus.segment import Segmenter, load_segmenter, segment_transcript
-from pipeline.corpus.tables import read_table, transcripts_from_table, utterance_json
+from pipeline.corpus.tables import read_table, table_roles, transcripts_from_table, utterance_json
 from pipeline.corpus.folders import find_skipped, find_sources, metadata_for
 from pipeline.corpus.transcripts import (
     INTERVIEWER_LABELS,
@@ -69,6 +69,6 @@ __all__ = [
     "metadata_places", "name_key", "store_pseudonymizer", "workspace_pseudonymizer",
     "import_annotations", "ingest_file", "ingest_paths", "ingest_questionnaire", "load_questionnaires",
     "load_segmenter", "load_transcript", "metadata_for", "migrate_annotation_files", "migrate_annotations",
-    "parse_transcript", "read_annotations", "read_pdf", "read_questionnaire", "read_table", "segment_transcript",
+    "parse_transcript", "read_annotations", "read_pdf", "read_questionnaire", "read_table", "segment_transcript", "table_roles",
     "transcripts_from_table", "utterance_json", "write_annotation_file",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,6 +15,42 @@ from pipeline.hashing import text_hash
 from pipeline.records import Role, Speaker, Transcript, Turn, Utterance
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".xlsx")
+
+logger = logging.getLogger(__name__)
+
+# the roles researchers write in a table's role column, as codeer's (case and spacing ignored);
+# the thesis interviewed managers and policy officers per municipality
+ROLE_NAMES: dict[str, Role] = {
+    "beleidsmedewerker": Role.BELEIDSMEDEWERKER, "beleidsadviseur": Role.BELEIDSMEDEWERKER,
+    "manager": Role.MANAGER, "teammanager": Role.MANAGER, "teamleider": Role.MANAGER, "leidinggevende": Role.MANAGER,
+    "regio": Role.REGIO, "document": Role.DOCUMENT, "other": Role.OTHER, "": Role.OTHER,
+}
+
+
+def role_of(value: object) -> Role | None:
+    """codeer's role for the text of a table's role cell (an empty cell is ``other``); None for a
+    role codeer does not know."""
+    return ROLE_NAMES.get(" ".join(str(value or "").split()).casefold())
+
+
+def table_roles(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame`` with its ``role`` column as codeer's roles. A role codeer does not know (a
+    wethouder, a consultant) counts as ``other``, with one warning per table that names the values,
+    so that one unexpected word never stops a rating."""
+    if "role" not in frame.columns:
+        return frame
+    unknown: Counter[str] = Counter()
+    roles = []
+    for value in frame["role"]:
+        role = role_of(value)
+        if role is None:
+            unknown[str(value)] += 1
+        roles.append((role or Role.OTHER).value)
+    if unknown:
+        logger.warning("%s: role(s) %s counted as 'other' (codeer's roles: %s)", path.name,
+                       ", ".join(f"{value!r} ({n} rows)" for value, n in sorted(unknown.items())),
+                       ", ".join(sorted(set(ROLE_NAMES) - {""})))
+    return frame.assign(role=roles)
 
 
 def read_table(path: Path, required: Sequence[str] = ("id", "text")) -> pd.DataFrame:
@@ -76,8 +114,7 @@ def transcripts_from_table(frame: pd.DataFrame, path: Path) -> Iterator[tuple[Tr
         text = "\n\n".join(parts)
         content_hash = text_hash(f"{path.name}:{key}\n{text}")
         first = group.iloc[0]
-        role_value = str(first.get("role", "") or "other")
-        role = Role(role_value) if role_value in {r.value for r in Role} else Role.OTHER
+        role = role_of(first.get("role")) or Role.OTHER
         speaker = Speaker.DOCUMENT if role == Role.DOCUMENT else Speaker.RESPONDENT
         turns = tuple(Turn(i, speaker, "tabel", s, e, i + 1) for i, (s, e) in enumerate(spans))
         transcript = Transcript(

@@ -74,9 +74,9 @@ def rate_table(table: Path, loaded: LoadedModel, encoder: Encoder, codebook: Cod
     question]``) with ``loaded`` and rate it alone, without the database (:func:`rate_codings`).
     A ``region`` column (or ``regions``: municipality -> region) says which region a row belongs to."""
     from pipeline.coding import classify_table
-    from pipeline.corpus import read_table
+    from pipeline.corpus import read_table, table_roles
 
-    frame = read_table(table, required=("id", "text", "municipality", "respondent"))
+    frame = table_roles(read_table(table, required=("id", "text", "municipality", "respondent")), table)
     codings = classify_table(frame, loaded, encoder, codebook, cache=cache)
     if "region" in frame.columns:
         region_of = dict(zip(frame["id"].astype(str), frame["region"].astype(str), strict=True))
