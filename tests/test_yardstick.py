@@ -43,6 +43,16 @@ def test_yardstick_scores_are_computed_right() -> None:
     assert result["top1"] == 0.5 and result["top1_lenient"] == 1.0 and result["top3"] == 1.0
 
 
+
+def test_yardstick_a_right_code_with_the_wrong_direction_is_a_wrong_coding() -> None:
+    from pipeline.coding.yardstick import _wrong_direction
+
+    item = RealItem("a", "x", "analyse", "-", None, "6.1", 1, YARDSTICK)
+    assert _wrong_direction((("analyse", "+", 0.6),), item)
+    assert not _wrong_direction((("analyse", "-", 0.6),), item)
+    assert not _wrong_direction((("experimenteren", "+", 0.6),), item)  # another code: the code is wrong, not this
+    assert not _wrong_direction((("analyse", "+", 0.6),), RealItem("b", "y", "analyse", None, None, "6.1", 2, YARDSTICK))
+
 def test_yardstick_bad_code_names_file_and_line(tmp_path) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text('{"id": "r1", "text": "t", "code": "geen_code", "section": "6.1", "line": 3, "split": "train"}\n',

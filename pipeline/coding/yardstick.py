@@ -82,11 +82,15 @@ def model_scores(model: CodingModel, F: Features, items: Sequence[RealItem], cod
     rows = code_rows([item.id for item in items], F, model, "yardstick", codebook)
     flagged = np.array([row.needs_review for row in rows])
     wrong = np.array([_wrong(row.predicted, row.codes, item, model.codes) for row, item in zip(rows, items, strict=True)])
+    # a coding is its code and its direction: the right code with the wrong direction is wrong too
+    wrong_either = wrong | np.array([_wrong_direction(row.direction, item) for row, item in zip(rows, items, strict=True)])
     report["needs_review"] = {
         "share": round(float(flagged.mean()), 3),
         "precision": round(float(wrong[flagged].mean()), 3) if flagged.any() else None,
         "recall": round(float(flagged[wrong].mean()), 3) if wrong.any() else None,
-        "wrong_share": round(float(wrong.mean()), 3)}
+        "wrong_share": round(float(wrong.mean()), 3),
+        "precision_with_direction": round(float(wrong_either[flagged].mean()), 3) if flagged.any() else None,
+        "wrong_share_with_direction": round(float(wrong_either.mean()), 3)}
     top = proba[coded].max(axis=1)
     top_code = [model.codes[j] for j in proba[coded].argmax(axis=1)]
     hit = np.array([c == items[i].code or c in items[i].also for c, i in zip(top_code, coded, strict=True)])
@@ -107,6 +111,12 @@ def _wrong(predicted: Sequence[str], codes: Sequence[tuple[str, float]], item: R
         return bool(chosen)
     best = next(code for code, _ in codes if code in model_codes)
     return not (best == item.code or best in item.also)
+
+
+def _wrong_direction(directions: Sequence[tuple[str, str, float]], item: RealItem) -> bool:
+    """The item's code was coded, and with another direction than the item states."""
+    coded = {code: label for code, label, _ in directions}
+    return item.direction in ("+", "-", "0") and item.code in coded and coded[item.code] != item.direction
 
 
 def zero_shot_scores(items: Sequence[RealItem], codebook: Codebook, encoder: Encoder, *, name: str = "e5",
@@ -150,7 +160,9 @@ def markdown(report: dict[str, Any]) -> list[str]:
               f"lenient {model['all_codes']['top1_lenient']}",
               f"- needs review: {review['share']:.0%} of the items; {review['precision']} of the flagged items are "
               f"wrong (precision), {review['recall']} of the wrong items are flagged (recall); "
-              f"{review['wrong_share']:.0%} of all items are coded wrong",
+              f"{review['wrong_share']:.0%} of all items are coded wrong; counting a right code with a wrong "
+              f"direction as wrong too, {review['precision_with_direction']} of the flagged items are wrong and "
+              f"{review['wrong_share_with_direction']:.0%} of all items",
               f"- calibration: ECE of the top code's probability {model['calibration']['top_code_ece']}; per code "
               f"(≥ {MIN_CODE_ITEMS} items):"]
     for code, row in model["calibration"]["per_code"].items():
