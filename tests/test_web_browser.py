@@ -270,7 +270,8 @@ def test_web_browser_code_a_selection_in_the_transcript(annotator_server, browse
     browser.find_element(By.CSS_SELECTOR, '#code-form input[name="direction"][value="+"]').click()
     Select(browser.find_element(By.ID, "facet-select")).select_by_value("provision")
     browser.find_element(By.ID, "save-code").click()
-    wait.until(lambda d: "Opgeslagen" in d.find_element(By.TAG_NAME, "body").text)
+    # the save reloads the page: a body found just before the reload goes stale, so read the source
+    wait.until(lambda d: "Opgeslagen" in d.page_source)
     assert browser.current_url.endswith(f"#u{target.utterance_id}")
     found = {u.utterance_id: (codings, who) for u, codings, who, _ in store.iter_annotated(["review"])}
     assert found == {target.utterance_id: ((Coding("onderwijs_training", "+", "provision"),), "anna")}
