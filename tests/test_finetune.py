@@ -27,13 +27,13 @@ from pipeline.coding.finetune import (
     FineTuneConfig,
     fine_tune,
     fine_tuned_name,
-    folder_sha256,
     sample_pairs,
 )
 from pipeline.coding.jobs import classify_file_with, open_encoder
 from pipeline.coding.models import load_model_folder
 from pipeline.corpus.annotations import read_annotations
 from pipeline.errors import ConfigError, FineTuneError, ModelCardMismatchError, ModelFileError
+from pipeline.hashing import folder_hash
 from pipeline.resources import holdout_dir, seed_dir
 
 LABELS = [{"a"}, {"a", "b"}, {"b"}, {"c"}, set(), set(), {"c"}]
@@ -107,7 +107,7 @@ def test_fine_tuned_model_carries_its_encoder_with_the_hash_on_its_card(tuned_mo
     encoder = tuned_model / ENCODER_FOLDER
     assert (encoder / "model.safetensors").is_file() and not (encoder / "README.md").exists()
     tuned = card["fine_tune"]
-    assert tuned["encoder_sha256"] == folder_sha256(encoder)
+    assert tuned["encoder_sha256"] == folder_hash(encoder)
     assert tuned["n_pairs"] == 16 and tuned["batch_pairs"] == 8 and tuned["iterations"] == 20
     assert card["encoder"] == "e5-finetuned+use" and card["config"]["encoder"] == "e5-int8+use"
     assert card["encoder_space"].startswith(f"e5ft-{tuned['encoder_sha256'][:12]}+")

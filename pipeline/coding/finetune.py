@@ -125,12 +125,6 @@ def sample_pairs(label_sets: Sequence[Collection[str]], iterations: int, rng: np
     return [pairs[k] for k in rng.permutation(len(pairs))]
 
 
-def folder_sha256(folder: Path) -> str:
-    """The content hash of a fine-tuned encoder folder: :func:`~pipeline.hashing.folder_hash` (every
-    file's relative path and bytes, sorted; READMEs and hidden files left out)."""
-    return folder_hash(folder)
-
-
 def _sentence_transformers() -> type[SentenceTransformer]:
     try:
         import torch  # noqa: F401
@@ -192,7 +186,7 @@ def fine_tune(texts: Sequence[str], label_sets: Sequence[Collection[str]], out_f
         staged.rename(out_folder)
     seconds = round(time.perf_counter() - started, 1)
     logger.info("fine-tuned e5 on %d pairs of %d texts in %.0f s (%s)", len(pairs), len(texts), seconds, device)
-    return FineTuned(out_folder, folder_sha256(out_folder), len(pairs), seconds)
+    return FineTuned(out_folder, folder_hash(out_folder), len(pairs), seconds)
 
 
 def _train(model: SentenceTransformer, texts: Sequence[str], pairs: Sequence[tuple[int, int, float]],
@@ -277,7 +271,7 @@ def load_finetuned(model_folder: Path | None, *, device: str = "cpu", threads: i
         where = "its card has no fine_tune.encoder_sha256" if not expected else f"{folder} is missing or incomplete"
         raise ModelFileError(f"model {card['model_id']} was trained with a fine-tuned encoder, but {where}. Copy "
                              "the whole model folder again (with encoder/) or retrain ('codeer train --fine-tune').")
-    actual = folder_sha256(folder)
+    actual = folder_hash(folder)
     if actual != expected:
         raise ModelCardMismatchError(
             f"the fine-tuned encoder in {folder} does not match its card; copy the model folder again or retrain "
